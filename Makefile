@@ -1,0 +1,38 @@
+# Two commands from a fresh clone: `make demo` and `make test`. Only python3 and make are assumed;
+# everything else (uv, the locked dependencies, the embedded broker) is installed by these rules.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+STAMP := $(VENV)/.cityhub-synced
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(STAMP)
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+demo: setup
+	$(VENV)/bin/cityhub demo
+
+test: setup
+	$(VENV)/bin/python -m pytest --durations=25 $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: setup
+	$(VENV)/bin/cityhub bench ingest --json
+
+clean:
+	rm -rf $(VENV) $(TOOLS) var .pytest_cache

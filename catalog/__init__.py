@@ -1,0 +1,60 @@
+"""The catalog: every dataset contract, discovered from ``catalog/datasets/*.py`` and any extra folders
+named in ``CITYHUB_EXTRA_CATALOG_DIRS`` (each module there defines ``CONTRACT``)."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import pkgutil
+from pathlib import Path
+
+from catalog.contract import Column, Contract
+from infra.errors import CatalogError
+
+__all__ = ["Column", "Contract", "all_contracts", "get_contract"]
+
+
+def _builtin() -> list[Contract]:
+    from catalog import datasets
+
+    found = []
+    for info in sorted(pkgutil.iter_modules(datasets.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"catalog.datasets.{info.name}")
+        found.append(module.CONTRACT)
+    return found
+
+
+def _from_dir(folder: Path) -> list[Contract]:
+    found = []
+    for path in sorted(folder.glob("*.py")):
+        spec = importlib.util.spec_from_file_location(f"cityhub_extra_catalog.{path.stem}", path)
+        if spec is None or spec.loader is None:
+            continue
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        if hasattr(module, "CONTRACT"):
+            found.append(module.CONTRACT)
+    return found
+
+
+def all_contracts() -> list[Contract]:
+    """Every contract, built-in first. Reads only the catalog's own Python files (no network, no lake)."""
+    contracts = _builtin()
+    extra = os.environ.get("CITYHUB_EXTRA_CATALOG_DIRS", "")
+    for folder in filter(None, extra.split(os.pathsep)):
+        contracts.extend(_from_dir(Path(folder)))
+    ids = [c.id for c in contracts]
+    dupes = {i for i in ids if ids.count(i) > 1}
+    if dupes:
+        raise CatalogError(f"dataset ids declared twice: {sorted(dupes)}", hint="rename one of the contracts",
+                           status=500, code="catalog_error")
+    return contracts
+
+
+def get_contract(dataset_id: str) -> Contract:
+    for contract in all_contracts():
+        if contract.id == dataset_id:
+            return contract
+    known = ", ".join(c.id for c in all_contracts())
+    raise CatalogError(f"unknown dataset {dataset_id!r}", hint=f"known datasets: {known}")

@@ -1,0 +1,34 @@
+from datetime import timedelta
+
+from catalog.contract import Column, Contract
+
+CONTRACT = Contract(
+    id="mobility_trips",
+    title_ko="공유 모빌리티 이동 기록",
+    title_en="Shared mobility trips",
+    description="Trips of shared e-scooters, public bikes and demand-responsive transit (DRT): who rode, "
+    "from where to where and when. Safe-zone data: the rider id is pseudonymised with a keyed HMAC before "
+    "anything is written, and only aggregate answers ever leave the zone.",
+    entity_type="MobilityTrip",
+    tier="safezone",
+    columns=(
+        Column("trip_id", "entity_id", ("id",), "NGSI-LD URN of the trip", required=True),
+        Column("rider_id", "string", ("riderId",), "Rider (HMAC-SHA256 pseudonym)", required=True,
+               personal="hmac"),
+        Column("mode", "string", ("vehicleType",), "Vehicle type", required=True,
+               allowed=("e_scooter", "bike", "drt")),
+        Column("started_at", "timestamp", ("startTime",), "Trip start, UTC", required=True),
+        Column("ended_at", "timestamp", ("endTime",), "Trip end, UTC", required=True),
+        Column("start_lon", "lon", ("startLocation",), "Start longitude", minimum=-180, maximum=180, required=True),
+        Column("start_lat", "lat", ("startLocation",), "Start latitude", minimum=-90, maximum=90, required=True),
+        Column("end_lon", "lon", ("endLocation",), "End longitude", minimum=-180, maximum=180, required=True),
+        Column("end_lat", "lat", ("endLocation",), "End latitude", minimum=-90, maximum=90, required=True),
+        Column("distance_m", "float", ("distance",), "Distance travelled", unit="MTR", minimum=0, maximum=100_000),
+        Column("fare_krw", "int", ("fare",), "Fare paid", unit="KRW", minimum=0, maximum=100_000),
+    ),
+    key_columns=("trip_id",),
+    event_time="started_at",
+    licence="Safe zone only: no redistribution; aggregate results after review",
+    cadence=timedelta(minutes=15),
+    keywords=("mobility", "scooter", "bike", "drt", "모빌리티"),
+)

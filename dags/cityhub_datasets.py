@@ -1,0 +1,90 @@
+"""One Airflow DAG per catalog dataset: consume → validate → land → publish.
+
+Generated from the catalog: adding a contract adds its DAG. Importing this file reads only the catalog's
+own modules — no broker, lake or database I/O; every task does its work when it runs. Tasks pass paths
+(the run's recorded slice and its staging files), never data. Outputs are keyed by the run's recorded offset
+slice, so a retry or rerun of a task rewrites the same files with the same bytes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG, Asset, get_current_context, task
+
+from catalog import all_contracts
+from catalog.contract import Contract
+
+DEFAULT_ARGS = {
+    "owner": "cityhub",
+    "retries": 2,
+    "retry_delay": timedelta(seconds=20),
+    "retry_exponential_backoff": True,
+    "execution_timeout": timedelta(minutes=30),
+}
+
+
+def dag_id_for(dataset_id: str) -> str:
+    return f"cityhub_{dataset_id}"
+
+
+def clean_asset(dataset_id: str) -> Asset:
+    return Asset(name=f"cityhub.clean.{dataset_id}", uri=f"file:///cityhub/lake/clean/{dataset_id}")
+
+
+def build_dag(contract: Contract) -> DAG:
+    with DAG(
+        dag_id=dag_id_for(contract.id),
+        description=f"{contract.title_en} ({contract.title_ko}): Kafka → GX → Parquet",
+        schedule=contract.cadence,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        tags=["cityhub", contract.tier, contract.id],
+        doc_md=__doc__,
+    ) as dag:
+
+        @task
+        def consume() -> dict:
+            from infra.settings import get_settings
+            from ingest.landing import plan_slice, stage
+
+            settings = get_settings()
+            slice_path = plan_slice(settings, contract, get_current_context()["run_id"])
+            return {"slice": str(slice_path), "staged": [str(p) for p in stage(settings, contract, slice_path)]}
+
+        @task
+        def validate(consumed: dict) -> dict:
+            from pathlib import Path
+
+            from ingest.landing import validate_staged
+
+            validated = validate_staged(contract, [Path(p) for p in consumed["staged"]])
+            return {"slice": consumed["slice"], "validated": [str(p) for p in validated]}
+
+        @task(outlets=[clean_asset(contract.id)])
+        def land(validated: dict) -> dict:
+            from dataclasses import asdict
+            from pathlib import Path
+
+            from infra.settings import get_settings
+            from ingest.landing import land_validated
+
+            result = land_validated(get_settings(), contract, Path(validated["slice"]),
+                                    [Path(p) for p in validated["validated"]])
+            return asdict(result)
+
+        @task
+        def publish(landed: dict) -> str:
+            from infra.settings import get_settings
+            from ingest.landing import LandResult, publish
+
+            return str(publish(get_settings(), contract, LandResult(**landed)))
+
+        publish(land(validate(consume())))
+    return dag
+
+
+for _contract in all_contracts():
+    globals()[dag_id_for(_contract.id)] = build_dag(_contract)

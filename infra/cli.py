@@ -1,0 +1,199 @@
+"""The ``cityhub`` command line. Every setting comes from ``CITYHUB_*`` variables (see README)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from infra.errors import CityhubError
+from infra.settings import Settings, get_settings
+
+log = logging.getLogger("cityhub")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+
+
+def cmd_datasets(args: argparse.Namespace, settings: Settings) -> int:
+    from catalog import all_contracts
+
+    rows = [{"id": c.id, "tier": c.tier, "topic": settings.topic_for(c.id), "title_en": c.title_en,
+             "title_ko": c.title_ko, "columns": [f.name for f in c.stored_columns]} for c in all_contracts()]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{'id':<16} {'tier':<9} {'topic':<26} title")
+    for r in rows:
+        print(f"{r['id']:<16} {r['tier']:<9} {r['topic']:<26} {r['title_en']} / {r['title_ko']}")
+        print(f"{'':<16} columns: {', '.join(r['columns'])}")
+    return 0
+
+
+def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.broker import EmbeddedBroker
+
+    broker = EmbeddedBroker(args.port or settings.broker_port).start()
+    print(f"embedded broker (tansu, in-memory) listening on {broker.bootstrap}; Ctrl-C stops it", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: broker.stop())
+    try:
+        return broker.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        broker.stop()
+
+
+def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
+    from catalog import all_contracts
+    from infra.kafka import ensure_topics
+
+    created = ensure_topics(settings, [settings.topic_for(c.id) for c in all_contracts()])
+    print(f"created {len(created)} topic(s): {', '.join(created) or '-'}")
+    return 0
+
+
+def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
+    from catalog import get_contract
+    from ingest.produce import records_from_file, send
+    from ingest.simulate import simulate
+
+    contract = get_contract(args.dataset)
+    if args.file:
+        records = records_from_file(Path(args.file))
+        sent = send(settings, contract, records, source_tz=args.source_tz)
+        print(f"{contract.id}: sent {sent} record(s) from {args.file}")
+        return 0
+    if args.count is None:
+        raise CityhubError("give --count N (simulated readings) or --file PATH (real payloads)", status=2,
+                           code="usage")
+    start = datetime.fromisoformat(args.start) if args.start else None
+    records, planted = simulate(contract, args.count, seed=args.seed, bad_ratio=args.bad_ratio, start=start)
+    sent = send(settings, contract, records, source_tz=args.source_tz)
+    bad = ", ".join(f"{k}={v}" for k, v in sorted(planted.items())) or "none"
+    print(f"{contract.id}: sent {sent} simulated record(s) (seed {args.seed}); bad records planted: {bad}")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.runner import ingest_loop
+
+    totals = ingest_loop(settings, args.datasets, until_idle=args.until_idle, interval_s=args.interval)
+    for dataset, (clean, quarantined) in totals.items():
+        print(f"{dataset}: landed {clean} clean row(s), quarantined {quarantined}")
+    return 0
+
+
+def cmd_offsets(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.offsets import reset_offsets, show_offsets
+
+    if args.action == "reset":
+        reset_offsets(settings, args.dataset, to_start=True)
+    for row in show_offsets(settings, args.dataset):
+        print("{dataset:<16} p{partition:<3} committed={committed:<8} end={end:<8} landed={landed:<8} "
+              "lag={lag}".format(**row))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from serving.app import create_app
+
+    print(f"serving on http://{settings.api_host}:{args.port or settings.api_port}", flush=True)
+    uvicorn.run(create_app(settings), host=settings.api_host, port=args.port or settings.api_port,
+                log_level="warning")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.demo import run_demo
+
+    return run_demo(settings, once=args.once, port=args.port)
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from bench.run import run_bench
+
+    result = run_bench(settings, args.suite, rows=args.rows)
+    print(json.dumps(result, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cityhub", description="cityhub: smart-city data hub")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("datasets", help="list the catalog")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("broker", help="run the embedded Kafka-compatible broker in the foreground")
+    p.add_argument("--port", type=int)
+    p.set_defaults(func=cmd_broker)
+
+    p = sub.add_parser("topics", help="create every catalog topic that does not exist yet")
+    p.set_defaults(func=cmd_topics)
+
+    p = sub.add_parser("produce", help="send simulated readings or replay real payloads")
+    p.add_argument("dataset")
+    p.add_argument("--count", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bad-ratio", type=float, default=0.0)
+    p.add_argument("--start", help="ISO time of the first simulated reading (default: last full hour)")
+    p.add_argument("--file", help="JSON lines, a JSON array or NGSI entities to replay")
+    p.add_argument("--source-tz", help="zone of timestamps that carry none (default: the contract's)")
+    p.set_defaults(func=cmd_produce)
+
+    p = sub.add_parser("ingest", help="land what is on the topics")
+    p.add_argument("datasets", nargs="*")
+    p.add_argument("--until-idle", action="store_true", help="exit once caught up")
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between polls when running on")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("offsets", help="show or reset the landing consumer group's offsets")
+    p.add_argument("action", choices=["show", "reset"])
+    p.add_argument("dataset", nargs="?")
+    p.set_defaults(func=cmd_offsets)
+
+    p = sub.add_parser("serve", help="serve the API")
+    p.add_argument("--port", type=int)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("demo", help="broker, topics, an hour of every feed, the DAGs, then the API")
+    p.add_argument("--once", action="store_true", help="check the API, print a summary and exit")
+    p.add_argument("--port", type=int)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("bench", help="measure throughput against baselines in the same run")
+    p.add_argument("suite", choices=["ingest"])
+    p.add_argument("--rows", type=int, default=200_000)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return args.func(args, get_settings())
+    except CityhubError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return exc.status if exc.status < 100 else 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

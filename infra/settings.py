@@ -1,0 +1,98 @@
+"""One settings object, read from ``CITYHUB_*`` environment variables, built on demand (never at import).
+
+Every field is documented beside itself; ``tests/infra/test_settings.py`` checks README lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from infra.errors import ConfigError
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CITYHUB_", extra="ignore")
+
+    home: Path = Field(Path("var"), description="Directory holding all state: lake, slices, Airflow, secrets.")
+    kafka_bootstrap: str | None = Field(
+        None,
+        description="Kafka bootstrap servers (host:port,...). Unset: the embedded tansu broker is used.",
+    )
+    broker_port: int = Field(9092, description="Port of the embedded broker when cityhub starts one.")
+    topic_prefix: str = Field("cityhub.", description="Prefix of every topic derived from the catalog.")
+    topic_partitions: int = Field(3, description="Partitions of each topic cityhub creates.")
+    consumer_group: str = Field("cityhub-landing", description="Consumer group whose offsets landing commits.")
+    fetch_max_records: int = Field(50_000, description="Most messages decoded into one Arrow batch.")
+    hmac_key: str | None = Field(
+        None, description="Secret key for pseudonymising personal columns (HMAC-SHA256). Never written to the lake."
+    )
+    hmac_key_file: Path | None = Field(
+        None,
+        description="File holding the HMAC key. Default: HOME/secrets/hmac.key, created on first use in dev.",
+    )
+    hmac_key_version: str = Field("v1", description="Label of the HMAC key in use, stored beside each value.")
+    api_host: str = Field("127.0.0.1", description="Address the API listens on.")
+    api_port: int = Field(8000, description="Port the API listens on.")
+    max_page_rows: int = Field(10_000, description="Largest `limit` a records query accepts.")
+    query_timeout_s: float = Field(10.0, description="Time limit of one API query, enforced with interrupt().")
+    extra_catalog_dirs: str = Field(
+        "", description="Extra folders (os.pathsep-separated) of contract modules added to the built-in catalog."
+    )
+    airflow_home: Path | None = Field(None, description="AIRFLOW_HOME for cityhub's Airflow. Default: HOME/airflow.")
+
+    @cached_property
+    def root(self) -> Path:
+        return self.home.resolve()
+
+    @property
+    def lake(self) -> Path:
+        return self.root / "lake"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def airflow_dir(self) -> Path:
+        return (self.airflow_home or self.root / "airflow").resolve()
+
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{self.broker_port}"
+
+    @property
+    def uses_embedded_broker(self) -> bool:
+        return not self.kafka_bootstrap
+
+    def topic_for(self, dataset_id: str) -> str:
+        return f"{self.topic_prefix}{dataset_id}"
+
+    def pseudonym_key(self) -> bytes:
+        """The HMAC key: from the variable, else the key file (created with a random key in dev)."""
+        if self.hmac_key:
+            return self.hmac_key.encode()
+        path = self.hmac_key_file or self.root / "secrets" / "hmac.key"
+        if not path.exists():
+            if self.hmac_key_file is not None:
+                raise ConfigError(
+                    f"HMAC key file {path} does not exist",
+                    hint="create it with a random secret, or unset CITYHUB_HMAC_KEY_FILE to use the dev default",
+                )
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_hex(32))
+        key = path.read_text().strip()
+        if len(key) < 16:
+            raise ConfigError(f"HMAC key in {path} is too short", hint="use at least 16 random characters")
+        return key.encode()
+
+
+def get_settings() -> Settings:
+    return Settings()

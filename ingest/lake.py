@@ -1,0 +1,82 @@
+"""The lake on disk: where each zone's files live, how they are named, and how they are written durably.
+
+``HOME/lake/<zone>/<dataset>/date=YYYY-MM-DD/<topic>+<partition>+<first>-<end>.parquet`` where
+``[first, end)`` is the offset range the file covers. A rerun of the same range writes the same name with the
+same bytes, so it adds no rows; the highest ``end`` per partition tells landing what is already landed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from infra.errors import LandingError
+
+ZONES = ("clean", "quarantine")
+_NAME = re.compile(r"^(?P<topic>.+)\+(?P<partition>\d+)\+(?P<first>\d+)-(?P<end>\d+)\.parquet$")
+
+
+def file_name(topic: str, partition: int, first: int, end: int) -> str:
+    return f"{topic}+{partition}+{first:012d}-{end:012d}.parquet"
+
+
+def dataset_dir(lake: Path, zone: str, dataset_id: str) -> Path:
+    return lake / zone / dataset_id
+
+
+def landed_ends(lake: Path, dataset_id: str, topic: str) -> dict[int, int]:
+    """Per partition, one past the highest offset already landed (clean or quarantine)."""
+    ends: dict[int, int] = {}
+    for zone in ZONES:
+        for path in dataset_dir(lake, zone, dataset_id).glob("date=*/*.parquet"):
+            match = _NAME.match(path.name)
+            if match and match["topic"] == topic:
+                part = int(match["partition"])
+                ends[part] = max(ends.get(part, 0), int(match["end"]))
+    return ends
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_parquet_atomically(table: pa.Table, target: Path) -> bool:
+    """Write ``table`` to ``target`` durably: temp file, fsync, rename, fsync the folder.
+
+    A reader never sees a partial file. If ``target`` exists with the same bytes nothing changes (a rerun);
+    if it exists with other bytes the write is refused: landed data is never replaced by different data.
+    Returns True when a new file was written.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        pq.write_table(table, tmp, compression="zstd", write_statistics=True)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        if target.exists():
+            if target.read_bytes() == tmp.read_bytes():
+                tmp.unlink()
+                return False
+            raise LandingError(
+                f"refusing to overwrite {target} with different data for the same offsets",
+                hint="the broker's log for this topic changed since it was landed (an in-memory broker restarted?)."
+                " Land into a fresh CITYHUB_HOME, or move the dataset's lake folder aside after checking it",
+                code="landed_data_differs",
+            )
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+        return True
+    except OSError as exc:
+        raise LandingError(f"could not write {target}: {exc}", hint="check free disk space and permissions",
+                           code="lake_write_failed") from exc
+    finally:
+        if tmp.exists():
+            tmp.unlink()
