@@ -88,6 +88,11 @@ class Contract:
             raise ValueError(f"contract {self.id}: duplicate column names")
 
     @property
+    def dag_id(self) -> str:
+        """The Airflow DAG generated for this dataset."""
+        return f"cityhub_{self.id}"
+
+    @property
     def is_open(self) -> bool:
         return self.tier == "open"
 

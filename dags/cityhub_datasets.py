@@ -24,17 +24,13 @@ DEFAULT_ARGS = {
 }
 
 
-def dag_id_for(dataset_id: str) -> str:
-    return f"cityhub_{dataset_id}"
-
-
 def clean_asset(dataset_id: str) -> Asset:
     return Asset(name=f"cityhub.clean.{dataset_id}", uri=f"file:///cityhub/lake/clean/{dataset_id}")
 
 
 def build_dag(contract: Contract) -> DAG:
     with DAG(
-        dag_id=dag_id_for(contract.id),
+        dag_id=contract.dag_id,
         description=f"{contract.title_en} ({contract.title_ko}): Kafka → GX → Parquet",
         schedule=contract.cadence,
         start_date=datetime(2026, 1, 1),
@@ -87,4 +83,4 @@ def build_dag(contract: Contract) -> DAG:
 
 
 for _contract in all_contracts():
-    globals()[dag_id_for(_contract.id)] = build_dag(_contract)
+    globals()[_contract.dag_id] = build_dag(_contract)

@@ -11,7 +11,7 @@ def main(dag_ids: list[str]) -> int:
 
     from infra.airflow import DAGS_FOLDER
 
-    bag = DagBag(dag_folder=str(DAGS_FOLDER), include_examples=False)
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
     if bag.import_errors:
         print(json.dumps(bag.import_errors), file=sys.stderr)
         return 2

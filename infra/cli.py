@@ -19,7 +19,8 @@ log = logging.getLogger("cityhub")
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    for noisy in ("kafka", "httpx", "great_expectations"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def cmd_datasets(args: argparse.Namespace, settings: Settings) -> int:

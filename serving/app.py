@@ -1,0 +1,225 @@
+"""The public API: catalog metadata, open-data records and streamed downloads, over DuckDB and the lake.
+
+Safe-zone datasets show metadata only. Every route under ``/api/v1/datasets/{dataset_id}/`` lives on one
+router whose dependency refuses safe-zone datasets with 403 — enforced in one place, and
+``tests/serving/test_safezone.py`` walks every route in ``/openapi.json`` to prove it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+from collections.abc import Iterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Annotated, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from catalog import all_contracts, get_contract
+from catalog.contract import Contract
+from infra.errors import BadRequest, CityhubError, Forbidden
+from infra.settings import Settings, get_settings
+from serving.db import Lake
+from serving.metadata import dataset_metadata
+
+API = "/api/v1"
+
+
+def error_response(error: CityhubError) -> JSONResponse:
+    return JSONResponse({"error": error.to_dict()}, status_code=error.status)
+
+
+def _lake(request: Request) -> Lake:
+    return request.app.state.lake
+
+
+def known_dataset(dataset_id: Annotated[str, Path(description="Dataset id from the catalog")]) -> Contract:
+    return get_contract(dataset_id)
+
+
+def open_dataset(contract: Annotated[Contract, Depends(known_dataset)]) -> Contract:
+    """The single gate of the safe zone: its data never leaves as rows through the public API."""
+    if not contract.is_open:
+        raise Forbidden(f"dataset {contract.id!r} is in the data safe zone: only its metadata is public",
+                        hint="apply for a safe-zone project to analyse it; answers are aggregate-only")
+    return contract
+
+
+def _encode_cursor(row: dict, contract: Contract) -> str:
+    key = [row[contract.event_time], row["_topic"], row["_partition"], row["_offset"]]
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> list:
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not (isinstance(key, list) and len(key) == 4):
+            raise ValueError
+        return key
+    except (ValueError, binascii.Error, json.JSONDecodeError) as exc:
+        raise BadRequest("cursor is not one this API issued", hint="pass next_cursor from the previous page "
+                         "unchanged, or leave it out to start from the first page") from exc
+
+
+def _time_filter(contract: Contract, since: datetime | None, until: datetime | None) -> tuple[list[str], list]:
+    where, params = [], []
+    for value, op, name in ((since, ">=", "since"), (until, "<", "until")):
+        if value is None:
+            continue
+        if value.tzinfo is None:
+            raise BadRequest(f"{name} has no time zone", hint=f"add Z or an offset, e.g. {name}=2026-11-21T09:00:00Z")
+        where.append(f'"{contract.event_time}" {op} ?')
+        params.append(value)
+    if since and until and since >= until:
+        raise BadRequest("since must be before until", hint="swap them, or widen the range")
+    return where, params
+
+
+def _json_ready(table: pa.Table) -> list[dict]:
+    """Rows with timestamps as ISO-8601 UTC strings (formatted column-wise by Arrow, not per row)."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type):
+            text = pc.strftime(table.column(i).cast(pa.timestamp("us", tz="UTC")), format="%Y-%m-%dT%H:%M:%SZ")
+            table = table.set_column(i, field.name, text)
+    return table.to_pylist()
+
+
+router = APIRouter(prefix=f"{API}/datasets/{{dataset_id}}", dependencies=[Depends(open_dataset)],
+                   tags=["open data"])
+
+
+@router.get("/records", summary="Records of an open dataset, oldest first, a page at a time")
+def records(
+    request: Request,
+    contract: Annotated[Contract, Depends(open_dataset)],
+    since: Annotated[datetime | None, Query(description="event time from (inclusive), ISO 8601 with zone")] = None,
+    until: Annotated[datetime | None, Query(description="event time to (exclusive), ISO 8601 with zone")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000, description="rows per page (≤ 10000)")] = 100,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> dict:
+    lake = _lake(request)
+    limit = min(limit, lake.settings.max_page_rows)
+    where, params = _time_filter(contract, since, until)
+    et = f'"{contract.event_time}"'
+    if cursor:
+        t, topic, part, off = _decode_cursor(cursor)
+        where.append(f"({et} > ?::TIMESTAMPTZ OR ({et} = ?::TIMESTAMPTZ AND (_topic > ? OR (_topic = ? AND "
+                     f"(_partition > ? OR (_partition = ? AND _offset > ?))))))")
+        params += [t, t, topic, topic, part, part, off]
+    sql = (f"SELECT * FROM {lake.source(contract)} {'WHERE ' + ' AND '.join(where) if where else ''} "
+           f"ORDER BY {et}, _topic, _partition, _offset LIMIT {limit + 1}")
+    with lake.cursor() as cur, lake.time_limit(cur):
+        table = cur.sql(sql, params=params).to_arrow_table()
+    truncated = table.num_rows > limit
+    rows = _json_ready(table.slice(0, limit))
+    return {"dataset": contract.id, "count": len(rows), "rows": rows, "truncated": truncated,
+            "next_cursor": _encode_cursor(rows[-1], contract) if truncated else None}
+
+
+MEDIA = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson",
+         "parquet": "application/vnd.apache.parquet"}
+
+
+def _stream(lake: Lake, sql: str, params: list, fmt: str) -> Iterator[bytes]:
+    with lake.cursor() as cur:
+        reader = cur.sql(sql, params=params).to_arrow_reader(batch_size=50_000)
+        if fmt == "parquet":
+            sink = io.BytesIO()
+            with pq.ParquetWriter(sink, reader.schema, compression="zstd") as writer:
+                for batch in reader:
+                    writer.write_batch(batch)
+                    yield sink.getvalue()
+                    sink.seek(0)
+                    sink.truncate()
+            yield sink.getvalue()
+            return
+        first = True
+        for batch in reader:
+            if fmt == "csv":
+                out = io.BytesIO()
+                pacsv.write_csv(pa.Table.from_batches([batch]), out,
+                                pacsv.WriteOptions(include_header=first))
+                yield out.getvalue()
+            else:
+                rows = _json_ready(pa.Table.from_batches([batch]))
+                yield ("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n").encode()
+            first = False
+        if first and fmt == "csv":  # no rows at all: still a header, so the file has its columns
+            out = io.BytesIO()
+            pacsv.write_csv(reader.schema.empty_table(), out)
+            yield out.getvalue()
+
+
+@router.get("/download", summary="The whole dataset (or a time range), streamed as CSV, Parquet or JSON Lines")
+def download(
+    request: Request,
+    contract: Annotated[Contract, Depends(open_dataset)],
+    format: Annotated[Literal["csv", "parquet", "jsonl"], Query(description="file format")] = "csv",
+    since: Annotated[datetime | None, Query(description="event time from (inclusive)")] = None,
+    until: Annotated[datetime | None, Query(description="event time to (exclusive)")] = None,
+) -> StreamingResponse:
+    lake = _lake(request)
+    where, params = _time_filter(contract, since, until)
+    sql = (f"SELECT * FROM {lake.source(contract)} {'WHERE ' + ' AND '.join(where) if where else ''} "
+           f'ORDER BY "{contract.event_time}", _topic, _partition, _offset')
+    filename = f"{contract.id}.{format}"
+    return StreamingResponse(_stream(lake, sql, params, format), media_type=MEDIA[format],
+                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.lake = Lake(settings)
+        yield
+        app.state.lake.close()
+
+    app = FastAPI(title="cityhub API", version="0.1.0", lifespan=lifespan,
+                  description="Open smart-city data (FIWARE NGSI-LD models) and the catalog of the data safe zone.")
+
+    @app.exception_handler(CityhubError)
+    async def cityhub_error(request: Request, exc: CityhubError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors())
+        return error_response(BadRequest(f"invalid request: {problems}", hint="see /docs for each parameter"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        hint = "see /docs for the routes" if exc.status_code in (404, 405) else ""
+        return error_response(CityhubError(str(exc.detail), hint=hint, status=exc.status_code, code=code))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(CityhubError("internal error", hint="the server log has the details"))
+
+    @app.get("/healthz", tags=["service"], summary="Liveness and what the server reads")
+    def healthz() -> dict:
+        return {"status": "ok", "datasets": len(all_contracts()), "lake": str(settings.lake)}
+
+    @app.get(f"{API}/datasets", tags=["catalog"], summary="Every dataset in the catalog")
+    def list_datasets(request: Request) -> dict:
+        lake = _lake(request)
+        return {"datasets": [dataset_metadata(c, lake) for c in all_contracts()]}
+
+    @app.get(f"{API}/datasets/{{dataset_id}}", tags=["catalog"], summary="One dataset's metadata and columns")
+    def get_dataset(request: Request, contract: Annotated[Contract, Depends(known_dataset)]) -> dict:
+        return dataset_metadata(contract, _lake(request), detail=True)
+
+    app.include_router(router)
+    return app

@@ -1,0 +1,93 @@
+"""The one DuckDB owner of the serving side: a database with one view per open dataset, handing out cursors.
+
+Views are derived from the catalog and read the clean zone's Parquet files directly (``read_parquet`` globs
+again at every query, so newly landed files are visible at once). Every query is bounded: a time limit
+enforced with ``interrupt()``, and a row cap applied by the callers.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import duckdb
+
+from catalog import all_contracts
+from catalog.contract import Contract
+from infra.errors import QueryTimeout
+from infra.settings import Settings
+
+
+class Lake:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._db = duckdb.connect(config={"threads": 2})
+        self._db.execute("SET TimeZone = 'UTC'")
+        self._lock = threading.Lock()
+
+    def glob(self, contract: Contract, zone: str = "clean") -> str:
+        return str(self.settings.lake / zone / contract.id / "date=*" / "*.parquet")
+
+    def has_files(self, contract: Contract, zone: str = "clean") -> bool:
+        return any((self.settings.lake / zone / contract.id).glob("date=*/*.parquet"))
+
+    def source(self, contract: Contract, zone: str = "clean") -> str:
+        """SQL relation for a dataset's zone; an empty typed relation when nothing has landed yet."""
+        if not self.has_files(contract, zone):
+            cols = ", ".join(f'NULL::{_duck_type(f.type)} AS "{f.name}"' for f in contract.schema)
+            return f"(SELECT {cols} LIMIT 0)"
+        return f"read_parquet('{self.glob(contract, zone)}', union_by_name = true, hive_partitioning = false)"
+
+    def view_sql(self, contract: Contract) -> str:
+        return f'CREATE OR REPLACE VIEW "{contract.id}" AS SELECT * FROM {self.source(contract)}'
+
+    def views(self) -> list[str]:
+        """The view of every open dataset (safe-zone data gets no public view at all)."""
+        return [c.id for c in all_contracts() if c.is_open]
+
+    @contextmanager
+    def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._lock:
+            cur = self._db.cursor()
+        try:
+            yield cur
+        finally:
+            cur.close()
+
+    @contextmanager
+    def time_limit(self, cursor: duckdb.DuckDBPyConnection, seconds: float | None = None) -> Iterator[None]:
+        """Interrupt the cursor's query if it runs past the limit and report a 504 with a hint."""
+        limit = seconds or self.settings.query_timeout_s
+        fired = threading.Event()
+
+        def interrupt() -> None:
+            fired.set()
+            cursor.interrupt()
+
+        timer = threading.Timer(limit, interrupt)
+        timer.start()
+        try:
+            yield
+        except duckdb.InterruptException as exc:
+            raise QueryTimeout(f"query took longer than {limit:g}s and was stopped",
+                               hint="narrow the time range or lower the limit") from exc
+        except duckdb.Error:
+            if fired.is_set():
+                raise QueryTimeout(f"query took longer than {limit:g}s and was stopped",
+                                   hint="narrow the time range or lower the limit") from None
+            raise
+        finally:
+            timer.cancel()
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _duck_type(arrow_type) -> str:
+    import pyarrow as pa
+
+    if pa.types.is_timestamp(arrow_type):
+        return "TIMESTAMPTZ" if arrow_type.tz else "TIMESTAMP"
+    return {pa.string(): "VARCHAR", pa.float64(): "DOUBLE", pa.int64(): "BIGINT", pa.int32(): "INTEGER",
+            pa.bool_(): "BOOLEAN"}.get(arrow_type, "VARCHAR")

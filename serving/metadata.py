@@ -1,0 +1,44 @@
+"""Dataset metadata for the API, derived from the contract (DCAT-like field names where they fit)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from catalog.contract import Contract
+from serving.db import Lake
+
+
+def iso_duration(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes % 1440 == 0:
+        return f"P{minutes // 1440}D"
+    return f"PT{minutes // 60}H" if minutes % 60 == 0 else f"PT{minutes}M"
+
+
+def dataset_metadata(contract: Contract, lake: Lake, detail: bool = False) -> dict:
+    published = lake.settings.state / "published" / f"{contract.id}.json"
+    last_update = json.loads(published.read_text())["published_at"] if published.exists() else None
+    meta = {
+        "id": contract.id,
+        "title": {"ko": contract.title_ko, "en": contract.title_en},
+        "description": contract.description,
+        "tier": contract.tier,
+        "topic": lake.settings.topic_for(contract.id),
+        "licence": contract.licence,
+        "cadence": iso_duration(contract.cadence),
+        "keywords": list(contract.keywords),
+        "entity_type": contract.entity_type,
+        "event_time": contract.event_time,
+        "key_columns": list(contract.key_columns),
+        "last_update": last_update,
+        "columns": [{"name": c.name, "type": str(c.arrow_type), "unit": c.unit, "description": c.description,
+                     "personal": c.personal} for c in contract.stored_columns],
+    }
+    if contract.is_open:
+        meta["links"] = {"records": f"/api/v1/datasets/{contract.id}/records",
+                         "download": f"/api/v1/datasets/{contract.id}/download?format=csv"}
+        if detail:
+            with lake.cursor() as cur, lake.time_limit(cur):
+                meta["row_count"] = cur.execute(f"SELECT count(*) FROM {lake.source(contract)}").fetchone()[0]
+    return meta
