@@ -1,0 +1,43 @@
+"""Shared fixtures: a real embedded broker per test session and an isolated CITYHUB_HOME per test."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+from infra.broker import EmbeddedBroker  # noqa: E402
+from infra.settings import Settings  # noqa: E402
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    log = tmp_path_factory.mktemp("broker") / "broker.log"
+    with EmbeddedBroker(free_port(), log) as running:
+        yield running
+
+
+@pytest.fixture
+def settings(tmp_path: Path, broker: EmbeddedBroker, request: pytest.FixtureRequest,
+             monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings on the session broker with a home and topic prefix of this test's own."""
+    prefix = f"t{abs(hash(request.node.nodeid)) % 10**8}."
+    monkeypatch.setenv("CITYHUB_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CITYHUB_BROKER_PORT", str(broker.port))
+    monkeypatch.setenv("CITYHUB_TOPIC_PREFIX", prefix)
+    monkeypatch.delenv("CITYHUB_KAFKA_BOOTSTRAP", raising=False)
+    return Settings()
