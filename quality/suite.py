@@ -16,6 +16,10 @@ import pyarrow as pa
 from catalog.contract import Contract
 from infra.errors import QualityError
 
+# GX draws progress bars on every validation and would phone home; tqdm reads this when first imported.
+os.environ.setdefault("TQDM_DISABLE", "1")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+
 ROW_ID = "_row"
 DECODE_CHECK = "ExpectColumnValuesToBeNull(_decode_error)"
 log = logging.getLogger(__name__)
@@ -125,8 +129,6 @@ _GX_CACHE: dict[str, tuple] = {}
 def _gx_objects(contract: Contract):
     """One ephemeral GX context per dataset and process: building it costs ~1 s, validating ~0.1 s."""
     if contract.id not in _GX_CACHE:
-        os.environ.setdefault("TQDM_DISABLE", "1")  # GX draws progress bars on every validation
-        os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # and would phone home
         import great_expectations as gx
 
         context = gx.get_context(mode="ephemeral")
@@ -139,3 +141,8 @@ def _gx_objects(contract: Contract):
 
 def _class_name(snake: str) -> str:
     return "".join(part.capitalize() for part in snake.split("_"))
+
+
+def suite_for(contract: Contract):
+    """The contract's GX ExpectationSuite, registered in its (cached) ephemeral context."""
+    return _gx_objects(contract)[1]
