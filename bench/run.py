@@ -69,7 +69,9 @@ def bench_ingest(rows: int, dataset_id: str = "traffic_flow") -> dict:
         timings["land_s"] = time.perf_counter() - t
         total = time.perf_counter() - start
     return {
-        "suite": "ingest", "dataset": dataset_id, "rows": rows,
+        "suite": "ingest",
+        "dataset": dataset_id,
+        "rows": rows,
         "landed_rows": result.clean_rows + result.quarantined_rows,
         "kafka_fetch_msgs_per_s": round(rows / baseline_s),
         "pipeline_msgs_per_s": round(rows / total),

@@ -47,8 +47,12 @@ def all_contracts() -> list[Contract]:
     ids = [c.id for c in contracts]
     dupes = {i for i in ids if ids.count(i) > 1}
     if dupes:
-        raise CatalogError(f"dataset ids declared twice: {sorted(dupes)}", hint="rename one of the contracts",
-                           status=500, code="catalog_error")
+        raise CatalogError(
+            f"dataset ids declared twice: {sorted(dupes)}",
+            hint="rename one of the contracts",
+            status=500,
+            code="catalog_error",
+        )
     return contracts
 
 

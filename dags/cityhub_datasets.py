@@ -48,7 +48,10 @@ def build_dag(contract: Contract) -> DAG:
 
             settings = get_settings()
             slice_path = plan_slice(settings, contract, get_current_context()["run_id"])
-            return {"slice": str(slice_path), "staged": [str(p) for p in stage(settings, contract, slice_path)]}
+            return {
+                "slice": str(slice_path),
+                "staged": [str(p) for p in stage(settings, contract, slice_path)],
+            }
 
         @task
         def validate(consumed: dict) -> dict:
@@ -67,8 +70,9 @@ def build_dag(contract: Contract) -> DAG:
             from infra.settings import get_settings
             from ingest.landing import land_validated
 
-            result = land_validated(get_settings(), contract, Path(validated["slice"]),
-                                    [Path(p) for p in validated["validated"]])
+            result = land_validated(
+                get_settings(), contract, Path(validated["slice"]), [Path(p) for p in validated["validated"]]
+            )
             return asdict(result)
 
         @task

@@ -34,25 +34,31 @@ class DagRunOutcome:
 
     @property
     def succeeded(self) -> bool:
-        return self.state == "success" and bool(self.task_states) and all(
-            s == "success" for s in self.task_states.values())
+        return (
+            self.state == "success"
+            and bool(self.task_states)
+            and all(s == "success" for s in self.task_states.values())
+        )
 
 
 def airflow_env(settings: Settings) -> dict[str, str]:
     home = settings.airflow_dir
     env = dict(os.environ)
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
-                                                              f"sqlite:///{home / 'airflow.db'}"),
-        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
-        "CITYHUB_HOME": str(settings.root),
-        "GX_ANALYTICS_ENABLED": "False",
-        "TQDM_DISABLE": "1",
-    })
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": os.environ.get(
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{home / 'airflow.db'}"
+            ),
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+            "CITYHUB_HOME": str(settings.root),
+            "GX_ANALYTICS_ENABLED": "False",
+            "TQDM_DISABLE": "1",
+        }
+    )
     if settings.kafka_bootstrap:
         env["CITYHUB_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap
     env.setdefault("CITYHUB_BROKER_PORT", str(settings.broker_port))
@@ -61,11 +67,12 @@ def airflow_env(settings: Settings) -> dict[str, str]:
 
 def _airflow(settings: Settings, *args: str, timeout: float = 600) -> str:
     exe = Path(sys.executable).with_name("airflow")
-    proc = subprocess.run([str(exe), *args], env=airflow_env(settings), capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run([str(exe), *args], env=airflow_env(settings), capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
-        raise AirflowError(f"`airflow {' '.join(args)}` failed: {proc.stderr.strip()[-2000:]}",
-                           hint=f"AIRFLOW_HOME is {settings.airflow_dir}; see the output above")
+        raise AirflowError(
+            f"`airflow {' '.join(args)}` failed: {proc.stderr.strip()[-2000:]}",
+            hint=f"AIRFLOW_HOME is {settings.airflow_dir}; see the output above",
+        )
     return proc.stdout
 
 
@@ -78,8 +85,13 @@ def prepare(settings: Settings) -> None:
 
 def run_dags(settings: Settings, dag_ids: list[str]) -> list[DagRunOutcome]:
     """Run each DAG once for real and report what Airflow's metadata recorded."""
-    proc = subprocess.run([sys.executable, "-m", "infra.airflow_child", *dag_ids], env=airflow_env(settings),
-                          capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(
+        [sys.executable, "-m", "infra.airflow_child", *dag_ids],
+        env=airflow_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     runs = {}
     for line in proc.stdout.splitlines():
         if line.startswith("CITYHUB_RUN "):
@@ -87,8 +99,10 @@ def run_dags(settings: Settings, dag_ids: list[str]) -> list[DagRunOutcome]:
             runs[item["dag_id"]] = item["run_id"]
     missing = [d for d in dag_ids if d not in runs]
     if missing:
-        raise AirflowError(f"Airflow did not run {missing}: {proc.stderr.strip()[-3000:]}",
-                           hint=f"see the task logs under {settings.airflow_dir / 'logs'}")
+        raise AirflowError(
+            f"Airflow did not run {missing}: {proc.stderr.strip()[-3000:]}",
+            hint=f"see the task logs under {settings.airflow_dir / 'logs'}",
+        )
     return [read_outcome(settings, dag_id, runs[dag_id]) for dag_id in dag_ids]
 
 
@@ -96,6 +110,7 @@ def read_outcome(settings: Settings, dag_id: str, run_id: str) -> DagRunOutcome:
     """The DagRun's and its task instances' states, straight from the metadata database."""
     with sqlite3.connect(settings.airflow_dir / "airflow.db") as db:
         row = db.execute("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", (dag_id, run_id)).fetchone()
-        tasks = db.execute("SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?",
-                           (dag_id, run_id)).fetchall()
+        tasks = db.execute(
+            "SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?", (dag_id, run_id)
+        ).fetchall()
     return DagRunOutcome(dag_id, run_id, row[0] if row else "missing", {t: s or "none" for t, s in tasks})

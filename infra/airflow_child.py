@@ -18,8 +18,10 @@ def main(dag_ids: list[str]) -> int:
     failed = 0
     for dag_id in dag_ids:
         dag_run = bag.get_dag(dag_id).test()
-        print("CITYHUB_RUN " + json.dumps({"dag_id": dag_id, "run_id": dag_run.run_id,
-                                            "state": str(dag_run.state)}), flush=True)
+        print(
+            "CITYHUB_RUN " + json.dumps({"dag_id": dag_id, "run_id": dag_run.run_id, "state": str(dag_run.state)}),
+            flush=True,
+        )
         failed += dag_run.state != "success"
     return 1 if failed else 0
 

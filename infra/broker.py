@@ -46,25 +46,36 @@ class EmbeddedBroker:
 
     def command(self) -> list[str]:
         url = f"tcp://127.0.0.1:{self.port}"
-        return [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                "--storage-engine", "memory://tansu/"]
+        return [
+            broker_binary(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
 
     def start(self, timeout_s: float = 20.0) -> EmbeddedBroker:
         if _port_open(self.port):
-            raise BrokerError(f"port {self.port} is already in use",
-                              hint="another broker may be running; stop it or set CITYHUB_BROKER_PORT",
-                              code="port_in_use")
+            raise BrokerError(
+                f"port {self.port} is already in use",
+                hint="another broker may be running; stop it or set CITYHUB_BROKER_PORT",
+                code="port_in_use",
+            )
         out = subprocess.DEVNULL
         if self.log_file:
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
             out = open(self.log_file, "ab")  # noqa: SIM115 - owned by the child for its lifetime
-        self.process = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout_s
         while not _port_open(self.port):
             if self.process.poll() is not None:
-                raise BrokerError(f"embedded broker exited with code {self.process.returncode}",
-                                  hint=f"see {self.log_file}" if self.log_file else "run `cityhub broker`")
+                raise BrokerError(
+                    f"embedded broker exited with code {self.process.returncode}",
+                    hint=f"see {self.log_file}" if self.log_file else "run `cityhub broker`",
+                )
             if time.monotonic() > deadline:
                 self.stop()
                 raise BrokerError("embedded broker did not start listening in time", hint="see its log")

@@ -17,8 +17,11 @@ log = logging.getLogger("cityhub")
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     for noisy in ("kafka", "httpx", "great_expectations"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -26,8 +29,17 @@ def _setup_logging(verbose: bool) -> None:
 def cmd_datasets(args: argparse.Namespace, settings: Settings) -> int:
     from catalog import all_contracts
 
-    rows = [{"id": c.id, "tier": c.tier, "topic": settings.topic_for(c.id), "title_en": c.title_en,
-             "title_ko": c.title_ko, "columns": [f.name for f in c.stored_columns]} for c in all_contracts()]
+    rows = [
+        {
+            "id": c.id,
+            "tier": c.tier,
+            "topic": settings.topic_for(c.id),
+            "title_en": c.title_en,
+            "title_ko": c.title_ko,
+            "columns": [f.name for f in c.stored_columns],
+        }
+        for c in all_contracts()
+    ]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return 0
@@ -73,8 +85,7 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{contract.id}: sent {sent} record(s) from {args.file}")
         return 0
     if args.count is None:
-        raise CityhubError("give --count N (simulated readings) or --file PATH (real payloads)", status=2,
-                           code="usage")
+        raise CityhubError("give --count N (simulated readings) or --file PATH (real payloads)", status=2, code="usage")
     start = datetime.fromisoformat(args.start) if args.start else None
     records, planted = simulate(contract, args.count, seed=args.seed, bad_ratio=args.bad_ratio, start=start)
     sent = send(settings, contract, records, source_tz=args.source_tz)
@@ -98,8 +109,11 @@ def cmd_offsets(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "reset":
         reset_offsets(settings, args.dataset, to_start=True)
     for row in show_offsets(settings, args.dataset):
-        print("{dataset:<16} p{partition:<3} committed={committed:<8} end={end:<8} landed={landed:<8} "
-              "lag={lag}".format(**row))
+        print(
+            "{dataset:<16} p{partition:<3} committed={committed:<8} end={end:<8} landed={landed:<8} lag={lag}".format(
+                **row
+            )
+        )
     return 0
 
 
@@ -109,8 +123,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from serving.app import create_app
 
     print(f"serving on http://{settings.api_host}:{args.port or settings.api_port}", flush=True)
-    uvicorn.run(create_app(settings), host=settings.api_host, port=args.port or settings.api_port,
-                log_level="warning")
+    uvicorn.run(create_app(settings), host=settings.api_host, port=args.port or settings.api_port, log_level="warning")
     return 0
 
 

@@ -67,23 +67,27 @@ def run_demo(settings: Settings, once: bool = False, port: int | None = None) ->
             if contract.id not in GENERATORS:
                 _say(f"{contract.id}: no simulator, nothing produced")
                 continue
-            records, planted = simulate(contract, HOURLY_VOLUME.get(contract.id, 1000), seed=DEMO_SEED,
-                                        bad_ratio=DEMO_BAD_RATIO)
+            records, planted = simulate(
+                contract, HOURLY_VOLUME.get(contract.id, 1000), seed=DEMO_SEED, bad_ratio=DEMO_BAD_RATIO
+            )
             send(settings, contract, records)
             _say(f"{contract.id}: produced {len(records)} readings ({sum(planted.values())} deliberately bad)")
-        _say("preparing Airflow (metadata under %s)" % settings.airflow_dir)
+        _say(f"preparing Airflow (metadata under {settings.airflow_dir})")
         airflow.prepare(settings)
         outcomes = airflow.run_dags(settings, [c.dag_id for c in contracts])
         for outcome in outcomes:
-            _say(f"{outcome.dag_id}: DagRun {outcome.run_id} {outcome.state}; tasks "
-                 + ", ".join(f"{t}={s}" for t, s in sorted(outcome.task_states.items())))
+            _say(
+                f"{outcome.dag_id}: DagRun {outcome.run_id} {outcome.state}; tasks "
+                + ", ".join(f"{t}={s}" for t, s in sorted(outcome.task_states.items()))
+            )
         failed = [o.dag_id for o in outcomes if not o.succeeded]
         if failed:
-            raise CityhubError(f"DAG runs did not succeed: {failed}",
-                               hint=f"see the task logs under {settings.airflow_dir / 'logs'}")
+            raise CityhubError(
+                f"DAG runs did not succeed: {failed}",
+                hint=f"see the task logs under {settings.airflow_dir / 'logs'}",
+            )
 
-        server = _Server(uvicorn.Config(create_app(settings), host=settings.api_host, port=port,
-                                        log_level="warning"))
+        server = _Server(uvicorn.Config(create_app(settings), host=settings.api_host, port=port, log_level="warning"))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         stack.callback(lambda: (setattr(server, "should_exit", True), thread.join(10)))
@@ -108,8 +112,9 @@ def run_demo(settings: Settings, once: bool = False, port: int | None = None) ->
 def count_zone(settings: Settings, dataset_id: str, zone: str) -> int:
     import pyarrow.parquet as pq
 
-    return sum(pq.ParquetFile(p).metadata.num_rows
-               for p in (settings.lake / zone / dataset_id).glob("date=*/*.parquet"))
+    return sum(
+        pq.ParquetFile(p).metadata.num_rows for p in (settings.lake / zone / dataset_id).glob("date=*/*.parquet")
+    )
 
 
 def api_rows(client: httpx.Client, dataset_id: str) -> int:
@@ -132,7 +137,10 @@ def _summary(base: str, contracts, settings: Settings) -> int:
         listed = {d["id"] for d in client.get("/api/v1/datasets").json()["datasets"]}
         print(f"\n{'dataset':<16} {'tier':<9} {'landed':>8} {'quarantined':>12} {'api rows':>9}")
         for c in contracts:
-            landed, quarantined = count_zone(settings, c.id, "clean"), count_zone(settings, c.id, "quarantine")
+            landed, quarantined = (
+                count_zone(settings, c.id, "clean"),
+                count_zone(settings, c.id, "quarantine"),
+            )
             rows = api_rows(client, c.id) if c.is_open else "403"
             print(f"{c.id:<16} {c.tier:<9} {landed:>8} {quarantined:>12} {rows:>9}")
             if c.id not in listed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -17,24 +18,38 @@ log = logging.getLogger(__name__)
 
 
 def _unreachable(settings: Settings, exc: Exception) -> BrokerError:
-    hint = ("start it with `cityhub broker` (or `cityhub demo`)" if settings.uses_embedded_broker
-            else "check CITYHUB_KAFKA_BOOTSTRAP and that the cluster is up")
-    return BrokerError(f"Kafka at {settings.bootstrap} is unreachable: {exc}", hint=hint, status=503,
-                       code="broker_unreachable")
+    hint = (
+        "start it with `cityhub broker` (or `cityhub demo`)"
+        if settings.uses_embedded_broker
+        else "check CITYHUB_KAFKA_BOOTSTRAP and that the cluster is up"
+    )
+    return BrokerError(
+        f"Kafka at {settings.bootstrap} is unreachable: {exc}",
+        hint=hint,
+        status=503,
+        code="broker_unreachable",
+    )
 
 
 def admin(settings: Settings) -> KafkaAdminClient:
     try:
-        return KafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="cityhub-admin",
-                                request_timeout_ms=15_000)
+        return KafkaAdminClient(
+            bootstrap_servers=settings.bootstrap, client_id="cityhub-admin", request_timeout_ms=15_000
+        )
     except KafkaError as exc:
         raise _unreachable(settings, exc) from exc
 
 
 def producer(settings: Settings) -> KafkaProducer:
     try:
-        return KafkaProducer(bootstrap_servers=settings.bootstrap, acks="all", linger_ms=20,
-                             batch_size=256 * 1024, retries=5, client_id="cityhub-producer")
+        return KafkaProducer(
+            bootstrap_servers=settings.bootstrap,
+            acks="all",
+            linger_ms=20,
+            batch_size=256 * 1024,
+            retries=5,
+            client_id="cityhub-producer",
+        )
     except KafkaError as exc:
         raise _unreachable(settings, exc) from exc
 
@@ -42,10 +57,15 @@ def producer(settings: Settings) -> KafkaProducer:
 def consumer(settings: Settings, group: str | None = None) -> KafkaConsumer:
     """A consumer for ``assign()`` use: joins no group (joining takes ~20 s on tansu), commits explicitly."""
     try:
-        return KafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=group or settings.consumer_group,
-                             enable_auto_commit=False, auto_offset_reset="earliest",
-                             max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024,
-                             client_id="cityhub-landing")
+        return KafkaConsumer(
+            bootstrap_servers=settings.bootstrap,
+            group_id=group or settings.consumer_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_bytes=64 * 1024 * 1024,
+            client_id="cityhub-landing",
+        )
     except KafkaError as exc:
         raise _unreachable(settings, exc) from exc
 
@@ -57,10 +77,8 @@ def ensure_topics(settings: Settings, topics: Iterable[str]) -> list[str]:
         existing = set(client.list_topics())
         wanted = [t for t in topics if t not in existing]
         if wanted:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another process created it meanwhile
                 client.create_topics([NewTopic(t, settings.topic_partitions, 1) for t in wanted])
-            except TopicAlreadyExistsError:
-                pass
         return wanted
     finally:
         client.close()
@@ -73,8 +91,11 @@ def partitions_of(kafka_consumer: KafkaConsumer, topic: str, wait_s: float = 10.
         if parts:
             return [TopicPartition(topic, p) for p in sorted(parts)]
         if time.monotonic() > deadline:
-            raise BrokerError(f"topic {topic} does not exist on the broker",
-                              hint="create it with `cityhub topics` or produce to it first", code="unknown_topic")
+            raise BrokerError(
+                f"topic {topic} does not exist on the broker",
+                hint="create it with `cityhub topics` or produce to it first",
+                code="unknown_topic",
+            )
         time.sleep(0.2)
 
 

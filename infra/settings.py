@@ -30,7 +30,8 @@ class Settings(BaseSettings):
     consumer_group: str = Field("cityhub-landing", description="Consumer group whose offsets landing commits.")
     fetch_max_records: int = Field(50_000, description="Most messages decoded into one Arrow batch.")
     hmac_key: str | None = Field(
-        None, description="Secret key for pseudonymising personal columns (HMAC-SHA256). Never written to the lake."
+        None,
+        description="Secret key for pseudonymising personal columns (HMAC-SHA256). Never written to the lake.",
     )
     hmac_key_file: Path | None = Field(
         None,
@@ -42,7 +43,8 @@ class Settings(BaseSettings):
     max_page_rows: int = Field(10_000, description="Largest `limit` a records query accepts.")
     query_timeout_s: float = Field(10.0, description="Time limit of one API query, enforced with interrupt().")
     extra_catalog_dirs: str = Field(
-        "", description="Extra folders (os.pathsep-separated) of contract modules added to the built-in catalog."
+        "",
+        description="Extra folders (os.pathsep-separated) of contract modules added to the built-in catalog.",
     )
     airflow_home: Path | None = Field(None, description="AIRFLOW_HOME for cityhub's Airflow. Default: HOME/airflow.")
 

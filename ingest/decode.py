@@ -74,15 +74,21 @@ def _unwrap_stages(pairs: list[tuple[str, str]], source: str) -> list[str]:
     envelope = ", ".join(
         f"CASE WHEN json_type(e_{n}) = 'OBJECT' AND json_exists(e_{n}, '$.value') THEN json_extract(e_{n}, '$.value')"
         f" WHEN json_type(e_{n}) = 'OBJECT' AND json_exists(e_{n}, '$.object') AND json_exists(e_{n}, '$.type')"
-        f" THEN json_extract(e_{n}, '$.object') ELSE e_{n} END AS u_{n}" for n, _ in pairs)
+        f" THEN json_extract(e_{n}, '$.object') ELSE e_{n} END AS u_{n}"
+        for n, _ in pairs
+    )
     typed = ", ".join(
         f"CASE WHEN json_type(u_{n}) = 'NULL' THEN NULL"
         f" WHEN json_type(u_{n}) = 'OBJECT' AND json_exists(u_{n}, '$.\"@value\"')"
-        f" THEN json_extract(u_{n}, '$.\"@value\"') ELSE u_{n} END AS w_{n}" for n, _ in pairs)
+        f" THEN json_extract(u_{n}, '$.\"@value\"') ELSE u_{n} END AS w_{n}"
+        for n, _ in pairs
+    )
     tag = pairs[0][0]
-    return [f"x_{tag} AS (SELECT *, {extract} FROM {source})",
-            f"y_{tag} AS (SELECT *, {envelope} FROM x_{tag})",
-            f"z_{tag} AS (SELECT *, {typed} FROM y_{tag})"]
+    return [
+        f"x_{tag} AS (SELECT *, {extract} FROM {source})",
+        f"y_{tag} AS (SELECT *, {envelope} FROM x_{tag})",
+        f"z_{tag} AS (SELECT *, {typed} FROM y_{tag})",
+    ]
 
 
 def _cast_sql(column: Column, contract: Contract, raw: str) -> tuple[str, str | None]:
@@ -93,8 +99,10 @@ def _cast_sql(column: Column, contract: Contract, raw: str) -> tuple[str, str | 
         return text, None
     if kind == "entity_id":
         type_sql = f"COALESCE(json_extract_string(j, '$.type'), '{contract.entity_type}')"
-        return (f"CASE WHEN {text} LIKE 'urn:%' THEN {text} ELSE 'urn:ngsi-ld:' || {type_sql} || ':' || {text} END",
-                None)
+        return (
+            f"CASE WHEN {text} LIKE 'urn:%' THEN {text} ELSE 'urn:ngsi-ld:' || {type_sql} || ':' || {text} END",
+            None,
+        )
     if kind in ("lon", "lat"):
         value = f"geo_coord({raw}, {0 if kind == 'lon' else 1})"
     elif kind == "float":
@@ -119,8 +127,14 @@ def decode_sql(contract: Contract) -> str:
     heads = sorted({p.split(".", 1)[0] for p in paths if "." in p} - set(paths))
     names.update({h: f"h{i}" for i, h in enumerate(heads)})
     top = [(names[p], f"json_extract(j, '$.{_quote_path(p)}')") for p in paths + heads]
-    nested = [(f"n{names[p]}", f"json_extract(w_{names[p.split('.', 1)[0]]}, '$.{_quote_path(p.split('.', 1)[1])}')")
-              for p in paths if "." in p]
+    nested = [
+        (
+            f"n{names[p]}",
+            f"json_extract(w_{names[p.split('.', 1)[0]]}, '$.{_quote_path(p.split('.', 1)[1])}')",
+        )
+        for p in paths
+        if "." in p
+    ]
     ctes = ["s AS (SELECT *, CASE WHEN json_valid(_raw) THEN _raw::JSON END AS j FROM batch)"]
     ctes += _unwrap_stages(top, "s")
     last = f"z_{top[0][0]}" if top else "s"
@@ -149,8 +163,8 @@ def decode_sql(contract: Contract) -> str:
     ]
     error = f"NULLIF(concat_ws(';', {', '.join(envelope + problems)}), '')"
     return f"""
-        WITH {', '.join(ctes)}
-        SELECT {', '.join(selects)},
+        WITH {", ".join(ctes)}
+        SELECT {", ".join(selects)},
                _topic, _partition, _offset, _kafka_ts,
                {error} AS _decode_error,
                _raw
@@ -177,22 +191,23 @@ def messages_to_arrow(messages: Sequence[Message], contract: Contract) -> pa.Tab
         raw = pa.array([None if m.value is None else m.value.decode("utf-8", "replace") for m in messages])
     zones = {m.source_tz for m in messages}
     zone_map = {z: _valid_zone(z, contract.source_tz) for z in zones}
-    return pa.table({
-        "_raw": raw,
-        "_topic": pa.array([m.topic for m in messages], pa.string()),
-        "_partition": pa.array([m.partition for m in messages], pa.int32()),
-        "_offset": pa.array([m.offset for m in messages], pa.int64()),
-        "_kafka_ts": pa.array([m.timestamp_ms for m in messages], pa.timestamp("ms", tz="UTC")),
-        "_source_tz": pa.array([zone_map[m.source_tz] for m in messages], pa.string()),
-    })
+    return pa.table(
+        {
+            "_raw": raw,
+            "_topic": pa.array([m.topic for m in messages], pa.string()),
+            "_partition": pa.array([m.partition for m in messages], pa.int32()),
+            "_offset": pa.array([m.offset for m in messages], pa.int64()),
+            "_kafka_ts": pa.array([m.timestamp_ms for m in messages], pa.timestamp("ms", tz="UTC")),
+            "_source_tz": pa.array([zone_map[m.source_tz] for m in messages], pa.string()),
+        }
+    )
 
 
 def decoded_schema(contract: Contract) -> pa.Schema:
     from catalog.contract import LINEAGE_FIELDS
 
     fields = [pa.field(c.name, c.arrow_type) for c in contract.columns]
-    return pa.schema(fields + LINEAGE_FIELDS + [pa.field("_decode_error", pa.string()),
-                                                pa.field("_raw", pa.string())])
+    return pa.schema(fields + LINEAGE_FIELDS + [pa.field("_decode_error", pa.string()), pa.field("_raw", pa.string())])
 
 
 def decode_batch(batch: pa.Table, contract: Contract) -> pa.Table:

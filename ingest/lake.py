@@ -75,8 +75,11 @@ def write_parquet_atomically(table: pa.Table, target: Path) -> bool:
         _fsync_dir(target.parent)
         return True
     except OSError as exc:
-        raise LandingError(f"could not write {target}: {exc}", hint="check free disk space and permissions",
-                           code="lake_write_failed") from exc
+        raise LandingError(
+            f"could not write {target}: {exc}",
+            hint="check free disk space and permissions",
+            code="lake_write_failed",
+        ) from exc
     finally:
         if tmp.exists():
             tmp.unlink()

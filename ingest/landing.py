@@ -93,8 +93,13 @@ def _write_json(path: Path, payload: dict) -> None:
 
 def load_slice(path: Path) -> Slice:
     data = json.loads(path.read_text())
-    return Slice(data["dataset"], data["topic"], data["run_id"], data["chunk_size"],
-                 [PartitionSlice(**p) for p in data["partitions"]])
+    return Slice(
+        data["dataset"],
+        data["topic"],
+        data["run_id"],
+        data["chunk_size"],
+        [PartitionSlice(**p) for p in data["partitions"]],
+    )
 
 
 def plan_slice(settings: Settings, contract: Contract, run_id: str) -> Path:
@@ -155,8 +160,9 @@ def _fetch_range(consumer, tp: TopicPartition, first: int, end: int, timeout_s: 
             if record.offset >= end:
                 break
             zone = next((v.decode() for k, v in record.headers or [] if k == SOURCE_TZ_HEADER), None)
-            messages.append(Message(record.topic, record.partition, record.offset, record.timestamp,
-                                    record.value, zone))
+            messages.append(
+                Message(record.topic, record.partition, record.offset, record.timestamp, record.value, zone)
+            )
             next_offset = record.offset + 1
     return messages
 
@@ -206,15 +212,28 @@ def _dates(times: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.strftime(times, format="%Y-%m-%d")
 
 
-def _write_zone(settings: Settings, zone: str, contract: Contract, rows: pa.Table, schema: pa.Schema,
-                date_column: pa.ChunkedArray, topic: str, partition: int, first: int, end: int,
-                result: LandResult) -> None:
+def _write_zone(
+    settings: Settings,
+    zone: str,
+    contract: Contract,
+    rows: pa.Table,
+    schema: pa.Schema,
+    date_column: pa.ChunkedArray,
+    topic: str,
+    partition: int,
+    first: int,
+    end: int,
+    result: LandResult,
+) -> None:
     if rows.num_rows == 0:
         return
     for date in sorted(set(date_column.to_pylist())):
         part = rows.filter(pc.equal(date_column, date))
-        target = (lake.dataset_dir(settings.lake, zone, contract.id) / f"date={date}"
-                  / lake.file_name(topic, partition, first, end))
+        target = (
+            lake.dataset_dir(settings.lake, zone, contract.id)
+            / f"date={date}"
+            / lake.file_name(topic, partition, first, end)
+        )
         lake.write_parquet_atomically(part.select(schema.names).cast(schema), target)
         result.files.append(str(target))
 
@@ -231,18 +250,46 @@ def land_validated(settings: Settings, contract: Contract, slice_path: Path, val
             bad = pc.is_valid(table.column("_reason"))
             clean, quarantined = table.filter(pc.invert(bad)), table.filter(bad)
             event = contract.event_time
-            _write_zone(settings, "clean", contract, clean, contract.schema, _dates(clean.column(event)),
-                        recorded.topic, partition, first, end, result)
-            q_time = pc.coalesce(quarantined.column(event),
-                                 quarantined.column("_kafka_ts").cast(pa.timestamp("us", tz="UTC")))
-            _write_zone(settings, "quarantine", contract, quarantined, contract.quarantine_schema, _dates(q_time),
-                        recorded.topic, partition, first, end, result)
+            _write_zone(
+                settings,
+                "clean",
+                contract,
+                clean,
+                contract.schema,
+                _dates(clean.column(event)),
+                recorded.topic,
+                partition,
+                first,
+                end,
+                result,
+            )
+            q_time = pc.coalesce(
+                quarantined.column(event), quarantined.column("_kafka_ts").cast(pa.timestamp("us", tz="UTC"))
+            )
+            _write_zone(
+                settings,
+                "quarantine",
+                contract,
+                quarantined,
+                contract.quarantine_schema,
+                _dates(q_time),
+                recorded.topic,
+                partition,
+                first,
+                end,
+                result,
+            )
             result.clean_rows += clean.num_rows
             result.quarantined_rows += quarantined.num_rows
             _commit(consumer, TopicPartition(recorded.topic, partition), end)
-            log.info("landed offsets [%d,%d): %d clean, %d quarantined", first, end, clean.num_rows,
-                     quarantined.num_rows, extra={"dataset": contract.id, "run_id": recorded.run_id,
-                                                  "partition": partition})
+            log.info(
+                "landed offsets [%d,%d): %d clean, %d quarantined",
+                first,
+                end,
+                clean.num_rows,
+                quarantined.num_rows,
+                extra={"dataset": contract.id, "run_id": recorded.run_id, "partition": partition},
+            )
     finally:
         consumer.close()
     _write_json(slice_path.parent / "landed.json", asdict(result))
@@ -259,9 +306,16 @@ def _commit(consumer, tp: TopicPartition, end: int) -> None:
 def publish(settings: Settings, contract: Contract, result: LandResult) -> Path:
     """Record the dataset's last update for the API (the data itself is read from the lake by DuckDB)."""
     path = settings.state / "published" / f"{contract.id}.json"
-    _write_json(path, {"dataset": contract.id, "run_id": result.run_id,
-                       "published_at": datetime.now(UTC).isoformat(), "clean_rows": result.clean_rows,
-                       "quarantined_rows": result.quarantined_rows})
+    _write_json(
+        path,
+        {
+            "dataset": contract.id,
+            "run_id": result.run_id,
+            "published_at": datetime.now(UTC).isoformat(),
+            "clean_rows": result.clean_rows,
+            "quarantined_rows": result.quarantined_rows,
+        },
+    )
     return path
 
 
@@ -270,8 +324,9 @@ def land_once(settings: Settings, contract: Contract, run_id: str) -> LandResult
     slice_path = plan_slice(settings, contract, run_id)
     if not load_slice(slice_path).partitions:
         return LandResult(contract.id, run_id)
-    result = land_validated(settings, contract, slice_path, validate_staged(contract, stage(settings, contract,
-                                                                                            slice_path)))
+    result = land_validated(
+        settings, contract, slice_path, validate_staged(contract, stage(settings, contract, slice_path))
+    )
     publish(settings, contract, result)
     return result
 

@@ -22,9 +22,16 @@ def show_offsets(settings: Settings, dataset_id: str | None = None) -> list[dict
             landed = lake.landed_ends(settings.lake, contract.id, topic)
             for tp in tps:
                 committed = consumer.committed(tp) or 0
-                rows.append({"dataset": contract.id, "partition": tp.partition, "committed": committed,
-                             "end": ends[tp], "landed": landed.get(tp.partition, 0),
-                             "lag": ends[tp] - max(committed, landed.get(tp.partition, 0))})
+                rows.append(
+                    {
+                        "dataset": contract.id,
+                        "partition": tp.partition,
+                        "committed": committed,
+                        "end": ends[tp],
+                        "landed": landed.get(tp.partition, 0),
+                        "lag": ends[tp] - max(committed, landed.get(tp.partition, 0)),
+                    }
+                )
     finally:
         consumer.close()
     return rows

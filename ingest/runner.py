@@ -12,8 +12,9 @@ from ingest.landing import land_once, new_run_id
 log = logging.getLogger(__name__)
 
 
-def ingest_loop(settings: Settings, dataset_ids: list[str], until_idle: bool = True,
-                interval_s: float = 5.0) -> dict[str, tuple[int, int]]:
+def ingest_loop(
+    settings: Settings, dataset_ids: list[str], until_idle: bool = True, interval_s: float = 5.0
+) -> dict[str, tuple[int, int]]:
     contracts = [get_contract(d) for d in dataset_ids] if dataset_ids else all_contracts()
     totals = {c.id: (0, 0) for c in contracts}
     while True:

@@ -79,14 +79,25 @@ def _air_quality(rng: np.random.Generator, count: int, start: datetime) -> list[
     out = []
     for i in range(count):
         s = sites[site[i]]
-        out.append({
-            "id": f"urn:ngsi-ld:AirQualityObserved:{s['station_id']}:{int(times[i])}",
-            "type": "AirQualityObserved", "dateObserved": _iso(times[i]),
-            "location": _point(s["lon"], s["lat"]), "name": s["station_name"],
-            "pm10": round(pm10[i], 1), "pm25": round(pm25[i], 1), "no2": round(no2[i], 1), "o3": round(o3[i], 1),
-            "so2": round(so2[i], 1), "co": round(co[i], 2), "temperature": round(temp[i], 1),
-            "relativeHumidity": round(rh[i], 2), "airQualityIndex": int(aqi[i]), "airQualityLevel": levels[i],
-        })
+        out.append(
+            {
+                "id": f"urn:ngsi-ld:AirQualityObserved:{s['station_id']}:{int(times[i])}",
+                "type": "AirQualityObserved",
+                "dateObserved": _iso(times[i]),
+                "location": _point(s["lon"], s["lat"]),
+                "name": s["station_name"],
+                "pm10": round(pm10[i], 1),
+                "pm25": round(pm25[i], 1),
+                "no2": round(no2[i], 1),
+                "o3": round(o3[i], 1),
+                "so2": round(so2[i], 1),
+                "co": round(co[i], 2),
+                "temperature": round(temp[i], 1),
+                "relativeHumidity": round(rh[i], 2),
+                "airQualityIndex": int(aqi[i]),
+                "airQualityLevel": levels[i],
+            }
+        )
     return out
 
 
@@ -102,18 +113,30 @@ def _traffic_flow(rng: np.random.Generator, count: int, start: datetime) -> list
     for i in range(count):
         s = sites[site[i]]
         lon, lat = float(s["lon"]), float(s["lat"])
-        out.append({
-            "id": f"urn:ngsi-ld:TrafficFlowObserved:{s['site_id']}:{int(times[i])}",
-            "type": "TrafficFlowObserved",
-            "dateObserved": f"{_iso(times[i])}/{_iso(times[i] + 300)}",
-            "dateObservedFrom": _iso(times[i]), "dateObservedTo": _iso(times[i] + 300),
-            "location": {"type": "LineString", "coordinates": [[round(lon, 6), round(lat, 6)],
-                                                                [round(lon + 0.0015, 6), round(lat + 0.0008, 6)]]},
-            "laneId": int(site[i] % 3) + 1, "laneDirection": "forward" if site[i] % 2 else "backward",
-            "intensity": int(intensity[i]), "occupancy": round(float(occupancy[i]), 3),
-            "averageVehicleSpeed": round(float(speed[i]), 1), "averageHeadwayTime": round(300 / max(1, intensity[i]), 2),
-            "averageVehicleLength": round(float(rng.normal(5.2, 0.8)), 2), "reversedLane": False,
-        })
+        out.append(
+            {
+                "id": f"urn:ngsi-ld:TrafficFlowObserved:{s['site_id']}:{int(times[i])}",
+                "type": "TrafficFlowObserved",
+                "dateObserved": f"{_iso(times[i])}/{_iso(times[i] + 300)}",
+                "dateObservedFrom": _iso(times[i]),
+                "dateObservedTo": _iso(times[i] + 300),
+                "location": {
+                    "type": "LineString",
+                    "coordinates": [
+                        [round(lon, 6), round(lat, 6)],
+                        [round(lon + 0.0015, 6), round(lat + 0.0008, 6)],
+                    ],
+                },
+                "laneId": int(site[i] % 3) + 1,
+                "laneDirection": "forward" if site[i] % 2 else "backward",
+                "intensity": int(intensity[i]),
+                "occupancy": round(float(occupancy[i]), 3),
+                "averageVehicleSpeed": round(float(speed[i]), 1),
+                "averageHeadwayTime": round(300 / max(1, intensity[i]), 2),
+                "averageVehicleLength": round(float(rng.normal(5.2, 0.8)), 2),
+                "reversedLane": False,
+            }
+        )
     return out
 
 
@@ -123,14 +146,19 @@ def _parking_spots(rng: np.random.Generator, count: int, start: datetime) -> lis
     times = start.timestamp() + np.sort(rng.uniform(0, 3600, count))
     busy = 0.3 + 0.6 * _daily(_local_hours(times), 13, 4)
     occupied = rng.random(count) < busy
-    return [{
-        "id": f"urn:ngsi-ld:ParkingSpot:seoul:{sites[site[i]]['station_id']}:{site[i] % 8}",
-        "type": "ParkingSpot", "name": f"{sites[site[i]]['district']}-{site[i] % 8 + 1:02d}",
-        "location": _point(float(sites[site[i]]["lon"]) + 0.00005 * (site[i] % 8), sites[site[i]]["lat"]),
-        "status": "occupied" if occupied[i] else "free", "category": ["onStreet"],
-        "refParkingSite": f"urn:ngsi-ld:ParkingSite:seoul:{sites[site[i]]['station_id']}",
-        "dateObserved": _iso(times[i]),
-    } for i in range(count)]
+    return [
+        {
+            "id": f"urn:ngsi-ld:ParkingSpot:seoul:{sites[site[i]]['station_id']}:{site[i] % 8}",
+            "type": "ParkingSpot",
+            "name": f"{sites[site[i]]['district']}-{site[i] % 8 + 1:02d}",
+            "location": _point(float(sites[site[i]]["lon"]) + 0.00005 * (site[i] % 8), sites[site[i]]["lat"]),
+            "status": "occupied" if occupied[i] else "free",
+            "category": ["onStreet"],
+            "refParkingSite": f"urn:ngsi-ld:ParkingSite:seoul:{sites[site[i]]['station_id']}",
+            "dateObserved": _iso(times[i]),
+        }
+        for i in range(count)
+    ]
 
 
 def _mobility_trips(rng: np.random.Generator, count: int, start: datetime) -> list[dict]:
@@ -144,16 +172,31 @@ def _mobility_trips(rng: np.random.Generator, count: int, start: datetime) -> li
     out = []
     for i in range(count):
         a, b = sites[origin[i]], sites[dest[i]]
-        dist = float(np.hypot((float(a["lon"]) - float(b["lon"])) * 88_000,
-                              (float(a["lat"]) - float(b["lat"])) * 111_000)) * 1.3 + 200
+        dist = (
+            float(
+                np.hypot(
+                    (float(a["lon"]) - float(b["lon"])) * 88_000,
+                    (float(a["lat"]) - float(b["lat"])) * 111_000,
+                )
+            )
+            * 1.3
+            + 200
+        )
         duration = dist / speed[i]
-        out.append({
-            "id": f"urn:ngsi-ld:MobilityTrip:trip-{int(starts[i])}-{i}",
-            "type": "MobilityTrip", "riderId": f"rider-{int(rng.integers(0, riders)):06d}",
-            "vehicleType": modes[i], "startTime": _iso(starts[i]), "endTime": _iso(starts[i] + duration),
-            "startLocation": _point(a["lon"], a["lat"]), "endLocation": _point(b["lon"], b["lat"]),
-            "distance": round(dist, 1), "fare": int(1000 + 150 * (duration // 60)),
-        })
+        out.append(
+            {
+                "id": f"urn:ngsi-ld:MobilityTrip:trip-{int(starts[i])}-{i}",
+                "type": "MobilityTrip",
+                "riderId": f"rider-{int(rng.integers(0, riders)):06d}",
+                "vehicleType": modes[i],
+                "startTime": _iso(starts[i]),
+                "endTime": _iso(starts[i] + duration),
+                "startLocation": _point(a["lon"], a["lat"]),
+                "endLocation": _point(b["lon"], b["lat"]),
+                "distance": round(dist, 1),
+                "fare": int(1000 + 150 * (duration // 60)),
+            }
+        )
     return out
 
 
@@ -169,15 +212,30 @@ HOURLY_VOLUME = {"air_quality": 40, "traffic_flow": 2400, "parking_spots": 3000,
 
 # What each bad kind does to a record: (field to break, replacement). None = remove the field.
 _BREAKS = {
-    "out_of_range": {"air_quality": ("pm10", 5000.0), "traffic_flow": ("intensity", -5),
-                     "parking_spots": ("location", {"type": "Point", "coordinates": [400.0, 37.5]}),
-                     "mobility_trips": ("distance", -10.0)},
-    "missing_field": {"air_quality": ("dateObserved", None), "traffic_flow": ("intensity", None),
-                      "parking_spots": ("status", None), "mobility_trips": ("riderId", None)},
-    "wrong_type": {"air_quality": ("pm25", "n/a"), "traffic_flow": ("occupancy", "high"),
-                   "parking_spots": ("location", "here"), "mobility_trips": ("fare", "free")},
-    "unknown_value": {"air_quality": ("airQualityLevel", "smoky"), "traffic_flow": ("laneDirection", "up"),
-                      "parking_spots": ("status", "maybe"), "mobility_trips": ("vehicleType", "horse")},
+    "out_of_range": {
+        "air_quality": ("pm10", 5000.0),
+        "traffic_flow": ("intensity", -5),
+        "parking_spots": ("location", {"type": "Point", "coordinates": [400.0, 37.5]}),
+        "mobility_trips": ("distance", -10.0),
+    },
+    "missing_field": {
+        "air_quality": ("dateObserved", None),
+        "traffic_flow": ("intensity", None),
+        "parking_spots": ("status", None),
+        "mobility_trips": ("riderId", None),
+    },
+    "wrong_type": {
+        "air_quality": ("pm25", "n/a"),
+        "traffic_flow": ("occupancy", "high"),
+        "parking_spots": ("location", "here"),
+        "mobility_trips": ("fare", "free"),
+    },
+    "unknown_value": {
+        "air_quality": ("airQualityLevel", "smoky"),
+        "traffic_flow": ("laneDirection", "up"),
+        "parking_spots": ("status", "maybe"),
+        "mobility_trips": ("vehicleType", "horse"),
+    },
 }
 
 
@@ -199,14 +257,18 @@ def default_start(contract: Contract, now: datetime | None = None) -> datetime:
     return now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
 
 
-def simulate(contract: Contract, count: int, seed: int = 0, bad_ratio: float = 0.0,
-             start: datetime | None = None) -> tuple[list[Record], dict[str, int]]:
+def simulate(
+    contract: Contract, count: int, seed: int = 0, bad_ratio: float = 0.0, start: datetime | None = None
+) -> tuple[list[Record], dict[str, int]]:
     """``count`` records for ``contract`` and how many of each bad kind were planted."""
     generator = GENERATORS.get(contract.id)
     if generator is None:
-        raise CatalogError(f"no simulator for dataset {contract.id!r}",
-                           hint=f"simulated feeds: {', '.join(GENERATORS)}; replay real payloads with --file",
-                           status=400, code="no_simulator")
+        raise CatalogError(
+            f"no simulator for dataset {contract.id!r}",
+            hint=f"simulated feeds: {', '.join(GENERATORS)}; replay real payloads with --file",
+            status=400,
+            code="no_simulator",
+        )
     if not 0 <= bad_ratio <= 1:
         raise CatalogError("--bad-ratio must be between 0 and 1", status=400, code="bad_argument")
     rng = np.random.default_rng(seed)

@@ -42,8 +42,11 @@ class ExpectationSpec:
 def expectation_specs(contract: Contract, decoded_columns: list[str]) -> list[ExpectationSpec]:
     """The suite for ``contract``: derived entirely from the contract's columns."""
     specs = [
-        ExpectationSpec("ExpectTableColumnsToMatchSet",
-                        {"column_set": decoded_columns, "exact_match": False}, row_level=False),
+        ExpectationSpec(
+            "ExpectTableColumnsToMatchSet",
+            {"column_set": decoded_columns, "exact_match": False},
+            row_level=False,
+        ),
         ExpectationSpec("ExpectColumnValuesToBeNull", {"column": "_decode_error"}),
     ]
     for column in contract.columns:
@@ -52,11 +55,18 @@ def expectation_specs(contract: Contract, decoded_columns: list[str]) -> list[Ex
         if column.required:
             specs.append(ExpectationSpec("ExpectColumnValuesToNotBeNull", {"column": column.name}))
         if column.minimum is not None or column.maximum is not None:
-            specs.append(ExpectationSpec("ExpectColumnValuesToBeBetween", {
-                "column": column.name, "min_value": column.minimum, "max_value": column.maximum}))
+            specs.append(
+                ExpectationSpec(
+                    "ExpectColumnValuesToBeBetween",
+                    {"column": column.name, "min_value": column.minimum, "max_value": column.maximum},
+                )
+            )
         if column.allowed:
-            specs.append(ExpectationSpec("ExpectColumnValuesToBeInSet",
-                                         {"column": column.name, "value_set": list(column.allowed)}))
+            specs.append(
+                ExpectationSpec(
+                    "ExpectColumnValuesToBeInSet", {"column": column.name, "value_set": list(column.allowed)}
+                )
+            )
     return specs
 
 
@@ -103,21 +113,26 @@ def validate(table: pa.Table, contract: Contract) -> Verdict:
     frame[ROW_ID] = range(len(frame))
     batch_def, suite = _gx_objects(contract)
     batch = batch_def.get_batch(batch_parameters={"dataframe": frame})
-    result = batch.validate(suite, result_format={
-        "result_format": "COMPLETE", "unexpected_index_column_names": [ROW_ID]})
+    result = batch.validate(
+        suite, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_ID]}
+    )
     failures: dict[int, list[str]] = {}
     for res in result.results:
         config = res.expectation_config
         spec = ExpectationSpec(_class_name(config.type), dict(config.kwargs))
         if res.exception_info and res.exception_info.get("raised_exception"):
-            raise QualityError(f"expectation {spec.name} on {contract.id} could not run: "
-                               f"{res.exception_info.get('exception_message')}",
-                               hint="check the contract's expectation against the column's type")
+            raise QualityError(
+                f"expectation {spec.name} on {contract.id} could not run: "
+                f"{res.exception_info.get('exception_message')}",
+                hint="check the contract's expectation against the column's type",
+            )
         if res.success:
             continue
         if "column" not in config.kwargs:
-            raise QualityError(f"batch for {contract.id} failed {spec.name}",
-                               hint="the batch does not match the contract's schema; see the GX result")
+            raise QualityError(
+                f"batch for {contract.id} failed {spec.name}",
+                hint="the batch does not match the contract's schema; see the GX result",
+            )
         for entry in res.result.get("unexpected_index_list") or []:
             failures.setdefault(int(entry[ROW_ID]), []).append(spec.name)
     return Verdict(failures=failures, evaluated=len(frame), success=result.success)

@@ -50,8 +50,10 @@ def known_dataset(dataset_id: Annotated[str, Path(description="Dataset id from t
 def open_dataset(contract: Annotated[Contract, Depends(known_dataset)]) -> Contract:
     """The single gate of the safe zone: its data never leaves as rows through the public API."""
     if not contract.is_open:
-        raise Forbidden(f"dataset {contract.id!r} is in the data safe zone: only its metadata is public",
-                        hint="apply for a safe-zone project to analyse it; answers are aggregate-only")
+        raise Forbidden(
+            f"dataset {contract.id!r} is in the data safe zone: only its metadata is public",
+            hint="apply for a safe-zone project to analyse it; answers are aggregate-only",
+        )
     return contract
 
 
@@ -67,8 +69,10 @@ def _decode_cursor(cursor: str) -> list:
             raise ValueError
         return key
     except (ValueError, binascii.Error, json.JSONDecodeError) as exc:
-        raise BadRequest("cursor is not one this API issued", hint="pass next_cursor from the previous page "
-                         "unchanged, or leave it out to start from the first page") from exc
+        raise BadRequest(
+            "cursor is not one this API issued",
+            hint="pass next_cursor from the previous page unchanged, or leave it out to start from the first page",
+        ) from exc
 
 
 def _time_filter(contract: Contract, since: datetime | None, until: datetime | None) -> tuple[list[str], list]:
@@ -94,8 +98,7 @@ def _json_ready(table: pa.Table) -> list[dict]:
     return table.to_pylist()
 
 
-router = APIRouter(prefix=f"{API}/datasets/{{dataset_id}}", dependencies=[Depends(open_dataset)],
-                   tags=["open data"])
+router = APIRouter(prefix=f"{API}/datasets/{{dataset_id}}", dependencies=[Depends(open_dataset)], tags=["open data"])
 
 
 @router.get("/records", summary="Records of an open dataset, oldest first, a page at a time")
@@ -113,21 +116,33 @@ def records(
     et = f'"{contract.event_time}"'
     if cursor:
         t, topic, part, off = _decode_cursor(cursor)
-        where.append(f"({et} > ?::TIMESTAMPTZ OR ({et} = ?::TIMESTAMPTZ AND (_topic > ? OR (_topic = ? AND "
-                     f"(_partition > ? OR (_partition = ? AND _offset > ?))))))")
+        where.append(
+            f"({et} > ?::TIMESTAMPTZ OR ({et} = ?::TIMESTAMPTZ AND (_topic > ? OR (_topic = ? AND "
+            f"(_partition > ? OR (_partition = ? AND _offset > ?))))))"
+        )
         params += [t, t, topic, topic, part, part, off]
-    sql = (f"SELECT * FROM {lake.source(contract)} {'WHERE ' + ' AND '.join(where) if where else ''} "
-           f"ORDER BY {et}, _topic, _partition, _offset LIMIT {limit + 1}")
+    sql = (
+        f"SELECT * FROM {lake.source(contract)} {'WHERE ' + ' AND '.join(where) if where else ''} "
+        f"ORDER BY {et}, _topic, _partition, _offset LIMIT {limit + 1}"
+    )
     with lake.cursor() as cur, lake.time_limit(cur):
         table = cur.sql(sql, params=params).to_arrow_table()
     truncated = table.num_rows > limit
     rows = _json_ready(table.slice(0, limit))
-    return {"dataset": contract.id, "count": len(rows), "rows": rows, "truncated": truncated,
-            "next_cursor": _encode_cursor(rows[-1], contract) if truncated else None}
+    return {
+        "dataset": contract.id,
+        "count": len(rows),
+        "rows": rows,
+        "truncated": truncated,
+        "next_cursor": _encode_cursor(rows[-1], contract) if truncated else None,
+    }
 
 
-MEDIA = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson",
-         "parquet": "application/vnd.apache.parquet"}
+MEDIA = {
+    "csv": "text/csv; charset=utf-8",
+    "jsonl": "application/x-ndjson",
+    "parquet": "application/vnd.apache.parquet",
+}
 
 
 def _stream(lake: Lake, sql: str, params: list, fmt: str) -> Iterator[bytes]:
@@ -147,8 +162,7 @@ def _stream(lake: Lake, sql: str, params: list, fmt: str) -> Iterator[bytes]:
         for batch in reader:
             if fmt == "csv":
                 out = io.BytesIO()
-                pacsv.write_csv(pa.Table.from_batches([batch]), out,
-                                pacsv.WriteOptions(include_header=first))
+                pacsv.write_csv(pa.Table.from_batches([batch]), out, pacsv.WriteOptions(include_header=first))
                 yield out.getvalue()
             else:
                 rows = _json_ready(pa.Table.from_batches([batch]))
@@ -170,11 +184,16 @@ def download(
 ) -> StreamingResponse:
     lake = _lake(request)
     where, params = _time_filter(contract, since, until)
-    sql = (f"SELECT * FROM {lake.source(contract)} {'WHERE ' + ' AND '.join(where) if where else ''} "
-           f'ORDER BY "{contract.event_time}", _topic, _partition, _offset')
+    sql = (
+        f"SELECT * FROM {lake.source(contract)} {'WHERE ' + ' AND '.join(where) if where else ''} "
+        f'ORDER BY "{contract.event_time}", _topic, _partition, _offset'
+    )
     filename = f"{contract.id}.{format}"
-    return StreamingResponse(_stream(lake, sql, params, format), media_type=MEDIA[format],
-                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return StreamingResponse(
+        _stream(lake, sql, params, format),
+        media_type=MEDIA[format],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -186,8 +205,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         app.state.lake.close()
 
-    app = FastAPI(title="cityhub API", version="0.1.0", lifespan=lifespan,
-                  description="Open smart-city data (FIWARE NGSI-LD models) and the catalog of the data safe zone.")
+    app = FastAPI(
+        title="cityhub API",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Open smart-city data (FIWARE NGSI-LD models) and the catalog of the data safe zone.",
+    )
 
     @app.exception_handler(CityhubError)
     async def cityhub_error(request: Request, exc: CityhubError) -> JSONResponse:

@@ -70,12 +70,16 @@ class Lake:
         try:
             yield
         except duckdb.InterruptException as exc:
-            raise QueryTimeout(f"query took longer than {limit:g}s and was stopped",
-                               hint="narrow the time range or lower the limit") from exc
+            raise QueryTimeout(
+                f"query took longer than {limit:g}s and was stopped",
+                hint="narrow the time range or lower the limit",
+            ) from exc
         except duckdb.Error:
             if fired.is_set():
-                raise QueryTimeout(f"query took longer than {limit:g}s and was stopped",
-                                   hint="narrow the time range or lower the limit") from None
+                raise QueryTimeout(
+                    f"query took longer than {limit:g}s and was stopped",
+                    hint="narrow the time range or lower the limit",
+                ) from None
             raise
         finally:
             timer.cancel()
@@ -89,5 +93,10 @@ def _duck_type(arrow_type) -> str:
 
     if pa.types.is_timestamp(arrow_type):
         return "TIMESTAMPTZ" if arrow_type.tz else "TIMESTAMP"
-    return {pa.string(): "VARCHAR", pa.float64(): "DOUBLE", pa.int64(): "BIGINT", pa.int32(): "INTEGER",
-            pa.bool_(): "BOOLEAN"}.get(arrow_type, "VARCHAR")
+    return {
+        pa.string(): "VARCHAR",
+        pa.float64(): "DOUBLE",
+        pa.int64(): "BIGINT",
+        pa.int32(): "INTEGER",
+        pa.bool_(): "BOOLEAN",
+    }.get(arrow_type, "VARCHAR")

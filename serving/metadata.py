@@ -32,12 +32,22 @@ def dataset_metadata(contract: Contract, lake: Lake, detail: bool = False) -> di
         "event_time": contract.event_time,
         "key_columns": list(contract.key_columns),
         "last_update": last_update,
-        "columns": [{"name": c.name, "type": str(c.arrow_type), "unit": c.unit, "description": c.description,
-                     "personal": c.personal} for c in contract.stored_columns],
+        "columns": [
+            {
+                "name": c.name,
+                "type": str(c.arrow_type),
+                "unit": c.unit,
+                "description": c.description,
+                "personal": c.personal,
+            }
+            for c in contract.stored_columns
+        ],
     }
     if contract.is_open:
-        meta["links"] = {"records": f"/api/v1/datasets/{contract.id}/records",
-                         "download": f"/api/v1/datasets/{contract.id}/download?format=csv"}
+        meta["links"] = {
+            "records": f"/api/v1/datasets/{contract.id}/records",
+            "download": f"/api/v1/datasets/{contract.id}/download?format=csv",
+        }
         if detail:
             with lake.cursor() as cur, lake.time_limit(cur):
                 meta["row_count"] = cur.execute(f"SELECT count(*) FROM {lake.source(contract)}").fetchone()[0]

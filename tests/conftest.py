@@ -36,8 +36,9 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 
 
 @pytest.fixture
-def settings(tmp_path: Path, broker: EmbeddedBroker, request: pytest.FixtureRequest,
-             monkeypatch: pytest.MonkeyPatch) -> Settings:
+def settings(
+    tmp_path: Path, broker: EmbeddedBroker, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
     """Settings on the session broker with a home and topic prefix of this test's own."""
     prefix = f"t{abs(hash(request.node.nodeid)) % 10**8}."
     monkeypatch.setenv("CITYHUB_HOME", str(tmp_path / "home"))

@@ -14,16 +14,32 @@ def test_demo_once_lands_and_serves_every_dataset(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CITYHUB_", "AIRFLOW"))}
     env.update({"CITYHUB_HOME": str(tmp_path / "home"), "CITYHUB_BROKER_PORT": str(free_port())})
     cli = Path(sys.executable).with_name("cityhub")
-    result = subprocess.run([str(cli), "demo", "--once", "--port", str(free_port())], env=env,
-                            capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [str(cli), "demo", "--once", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert "OK: every dataset landed" in out
-    for dag in ("cityhub_air_quality", "cityhub_traffic_flow", "cityhub_parking_spots", "cityhub_mobility_trips"):
-        assert f"{dag}: DagRun" in out and "success; tasks consume=success, land=success, publish=success, " \
-            "validate=success" in out.split(f"{dag}: DagRun", 1)[1].splitlines()[0]
-    table = {line.split()[0]: line.split() for line in out.splitlines()
-             if line.split() and line.split()[0] in ("air_quality", "traffic_flow", "parking_spots", "mobility_trips")}
+    for dag in (
+        "cityhub_air_quality",
+        "cityhub_traffic_flow",
+        "cityhub_parking_spots",
+        "cityhub_mobility_trips",
+    ):
+        assert (
+            f"{dag}: DagRun" in out
+            and "success; tasks consume=success, land=success, publish=success, validate=success"
+            in out.split(f"{dag}: DagRun", 1)[1].splitlines()[0]
+        )
+    table = {
+        line.split()[0]: line.split()
+        for line in out.splitlines()
+        if line.split() and line.split()[0] in ("air_quality", "traffic_flow", "parking_spots", "mobility_trips")
+    }
     for dataset in ("air_quality", "traffic_flow", "parking_spots"):
         _, tier, landed, quarantined, api_rows = table[dataset]
         assert int(landed) > 0 and int(api_rows) == int(landed) and int(quarantined) > 0

@@ -22,9 +22,7 @@ def hmac_column(values: pa.Array | pa.ChunkedArray, key: bytes) -> pa.Array:
         values = values.combine_chunks()
     encoded = values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)
     uniques = encoded.dictionary.cast(pa.string()).to_pylist()
-    digests = pa.array(
-        [hmac.new(key, u.encode(), hashlib.sha256).hexdigest() for u in uniques], pa.string()
-    )
+    digests = pa.array([hmac.new(key, u.encode(), hashlib.sha256).hexdigest() for u in uniques], pa.string())
     return digests.take(encoded.indices)
 
 

@@ -12,7 +12,7 @@ from quality.suite import suite_for
 from serving.app import create_app
 from serving.db import Lake
 
-NOISE = textwrap.dedent('''
+NOISE = textwrap.dedent("""
     from datetime import timedelta
     from catalog.contract import Column, Contract
 
@@ -27,7 +27,7 @@ NOISE = textwrap.dedent('''
         ),
         key_columns=("sensor_id",), event_time="observed_at", cadence=timedelta(minutes=10),
     )
-''')
+""")
 
 
 def test_new_contract_appears_everywhere(settings, tmp_path, monkeypatch):
@@ -59,4 +59,10 @@ def test_new_contract_appears_everywhere(settings, tmp_path, monkeypatch):
     with TestClient(create_app(settings)) as client:
         assert "noise_level" in [d["id"] for d in client.get("/api/v1/datasets").json()["datasets"]]
         page = client.get("/api/v1/datasets/noise_level/records").json()
-        assert page == {"dataset": "noise_level", "count": 0, "rows": [], "truncated": False, "next_cursor": None}
+        assert page == {
+            "dataset": "noise_level",
+            "count": 0,
+            "rows": [],
+            "truncated": False,
+            "next_cursor": None,
+        }

@@ -38,12 +38,16 @@ def refuse(*a, **k): raise AssertionError("network I/O at import")
 socket.socket.connect = refuse
 socket.create_connection = refuse
 import runpy
-runpy.run_path({str(DAGS_FOLDER / 'cityhub_datasets.py')!r})
+runpy.run_path({str(DAGS_FOLDER / "cityhub_datasets.py")!r})
 assert not os.path.exists({str(home)!r}), "the DAG file touched CITYHUB_HOME at import"
 print("ok")
 """
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env={"AIRFLOW_HOME": str(tmp_path / "af"), "PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"AIRFLOW_HOME": str(tmp_path / "af"), "PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("ok")
     assert socket  # the patched module is only the child's

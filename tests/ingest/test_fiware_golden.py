@@ -14,8 +14,11 @@ from ingest.produce import records_from_file, send
 from tests.conftest import FIXTURES
 
 GOLDEN = json.loads((Path(__file__).parent.parent / "golden" / "fiware.json").read_text())
-MODELS = {"air_quality": "AirQualityObserved", "traffic_flow": "TrafficFlowObserved",
-          "parking_spots": "ParkingSpot"}
+MODELS = {
+    "air_quality": "AirQualityObserved",
+    "traffic_flow": "TrafficFlowObserved",
+    "parking_spots": "ParkingSpot",
+}
 FILES = ["example.json", "example-normalized.json", "example.jsonld", "example-normalized.jsonld"]
 
 
@@ -32,8 +35,12 @@ def _landed(settings, dataset_id: str) -> list[dict]:
 def test_real_examples_land_as_golden_rows(settings, dataset_id, name):
     contract = get_contract(dataset_id)
     # The Madrid/Valladolid/Santander examples carry local times without a zone.
-    send(settings, contract, records_from_file(FIXTURES / "fiware" / MODELS[dataset_id] / name),
-         source_tz="Europe/Madrid")
+    send(
+        settings,
+        contract,
+        records_from_file(FIXTURES / "fiware" / MODELS[dataset_id] / name),
+        source_tz="Europe/Madrid",
+    )
     result = land_once(settings, contract, new_run_id("test"))
     assert (result.clean_rows, result.quarantined_rows) == (1, 0)
     [row] = _landed(settings, dataset_id)

@@ -23,8 +23,10 @@ def zone_rows(settings, dataset_id: str, zone: str):
 
 
 def lake_digest(settings) -> dict[str, str]:
-    return {str(p.relative_to(settings.lake)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(settings.lake.rglob("*.parquet"))}
+    return {
+        str(p.relative_to(settings.lake)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(settings.lake.rglob("*.parquet"))
+    }
 
 
 def test_every_record_lands_once_clean_or_quarantined_with_reason(settings):
@@ -32,8 +34,10 @@ def test_every_record_lands_once_clean_or_quarantined_with_reason(settings):
     records, planted = simulate(contract, 3000, seed=7, bad_ratio=0.05)
     send(settings, contract, records)
     totals = ingest_loop(settings, ["traffic_flow"])
-    clean, quarantined = zone_rows(settings, "traffic_flow", "clean"), zone_rows(settings, "traffic_flow",
-                                                                                 "quarantine")
+    clean, quarantined = (
+        zone_rows(settings, "traffic_flow", "clean"),
+        zone_rows(settings, "traffic_flow", "quarantine"),
+    )
     assert totals["traffic_flow"] == (len(clean), len(quarantined))
     assert len(clean) + len(quarantined) == 3000
     offsets = sorted((r["_partition"], r["_offset"]) for r in clean + quarantined)

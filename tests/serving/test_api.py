@@ -52,8 +52,10 @@ def test_catalog_lists_every_dataset_with_columns(client):
 def test_records_page_through_every_row_once_with_cursors(client):
     seen, cursor = [], None
     while True:
-        page = client.get("/api/v1/datasets/air_quality/records",
-                          params={"limit": 37, **({"cursor": cursor} if cursor else {})}).json()
+        page = client.get(
+            "/api/v1/datasets/air_quality/records",
+            params={"limit": 37, **({"cursor": cursor} if cursor else {})},
+        ).json()
         seen += [(r["_partition"], r["_offset"]) for r in page["rows"]]
         cursor = page["next_cursor"]
         assert page["truncated"] == (cursor is not None)
@@ -67,8 +69,9 @@ def test_time_filters_bound_the_rows(client):
     rows = client.get("/api/v1/datasets/air_quality/records", params={"limit": 10000}).json()["rows"]
     times = sorted({r["observed_at"] for r in rows})
     since, until = times[1], times[-1]
-    page = client.get("/api/v1/datasets/air_quality/records",
-                      params={"since": since, "until": until, "limit": 10000}).json()
+    page = client.get(
+        "/api/v1/datasets/air_quality/records", params={"since": since, "until": until, "limit": 10000}
+    ).json()
     assert page["rows"] and all(since <= r["observed_at"] < until for r in page["rows"])
 
 
@@ -80,19 +83,21 @@ def test_downloads_stream_every_row_in_each_format(client, tmp_path):
     lines = client.get("/api/v1/datasets/air_quality/download", params={"format": "jsonl"}).text.splitlines()
     assert len(lines) == total and "pm10" in json.loads(lines[0])
     (tmp_path / "a.parquet").write_bytes(
-        client.get("/api/v1/datasets/air_quality/download", params={"format": "parquet"}).content)
+        client.get("/api/v1/datasets/air_quality/download", params={"format": "parquet"}).content
+    )
     assert pq.read_table(tmp_path / "a.parquet").num_rows == total
 
 
 def test_errors_share_one_json_shape(client):
     assert_error(client.get("/api/v1/datasets/nope"), 404, "unknown_dataset")
     assert_error(client.get("/api/v1/datasets/air_quality/records", params={"limit": 10001}), 400, "bad_request")
-    assert_error(client.get("/api/v1/datasets/air_quality/records", params={"cursor": "garbage"}), 400,
-                 "bad_request")
-    assert_error(client.get("/api/v1/datasets/air_quality/records", params={"since": "2026-01-01T00:00:00"}),
-                 400, "bad_request")
-    assert_error(client.get("/api/v1/datasets/air_quality/download", params={"format": "xls"}), 400,
-                 "bad_request")
+    assert_error(client.get("/api/v1/datasets/air_quality/records", params={"cursor": "garbage"}), 400, "bad_request")
+    assert_error(
+        client.get("/api/v1/datasets/air_quality/records", params={"since": "2026-01-01T00:00:00"}),
+        400,
+        "bad_request",
+    )
+    assert_error(client.get("/api/v1/datasets/air_quality/download", params={"format": "xls"}), 400, "bad_request")
     assert_error(client.get("/no/such/route"), 404, "not_found")
 
 
