@@ -7,6 +7,7 @@ this (see ``ingest.landing.plan_slice``) instead of overwriting what it landed f
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import subprocess
 import time
@@ -21,6 +22,17 @@ def _port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.3)
         return sock.connect_ex((host, port)) == 0
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: the broker gets SIGTERM when the process that started it dies, so a
+    killed demo or test run never leaves an orphaned broker holding the port."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:  # not Linux: the parent's stop() is the only guard
+        pass
 
 
 def broker_binary() -> str:
@@ -68,7 +80,9 @@ class EmbeddedBroker:
         if self.log_file:
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
             out = open(self.log_file, "ab")  # noqa: SIM115 - owned by the child for its lifetime
-        self.process = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            self.command(), stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+        )
         deadline = time.monotonic() + timeout_s
         while not _port_open(self.port):
             if self.process.poll() is not None:

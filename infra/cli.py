@@ -55,7 +55,6 @@ def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
 
     broker = EmbeddedBroker(args.port or settings.broker_port).start()
     print(f"embedded broker (tansu, in-memory) listening on {broker.bootstrap}; Ctrl-C stops it", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: broker.stop())
     try:
         return broker.wait()
     except KeyboardInterrupt:
@@ -195,8 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # SIGTERM (systemd, docker stop, kill) unwinds like Ctrl-C, so brokers and servers are stopped cleanly.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     _setup_logging(args.verbose)
     try:
         return args.func(args, get_settings())
