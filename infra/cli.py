@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="measure throughput against baselines in the same run")
     p.add_argument("suite", choices=["ingest"])
-    p.add_argument("--rows", type=int, default=200_000)
+    p.add_argument("--records", "--rows", dest="rows", type=int, default=200_000)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
     return parser
