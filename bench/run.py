@@ -11,20 +11,12 @@ from kafka import TopicPartition
 
 from catalog import get_contract
 from infra import kafka as kafka_io
-from infra.broker import EmbeddedBroker
+from infra.broker import EmbeddedBroker, free_port
 from infra.errors import BadRequest
 from infra.settings import Settings
 from ingest.landing import land_validated, plan_slice, stage, validate_staged
 from ingest.produce import send
 from ingest.simulate import simulate
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _bare_fetch(settings: Settings, topic: str) -> float:
@@ -47,7 +39,7 @@ def _bare_fetch(settings: Settings, topic: str) -> float:
 
 def bench_ingest(rows: int, dataset_id: str = "traffic_flow") -> dict:
     contract = get_contract(dataset_id)
-    with tempfile.TemporaryDirectory() as home, EmbeddedBroker(_free_port()) as broker:
+    with tempfile.TemporaryDirectory() as home, EmbeddedBroker(free_port()) as broker:
         settings = Settings(home=Path(home), broker_port=broker.port)
         records, _ = simulate(contract, rows, seed=1, bad_ratio=0.01)
         send(settings, contract, records)

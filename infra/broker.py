@@ -24,6 +24,13 @@ def _port_open(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now (for tests, benches and throwaway brokers)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _die_with_parent() -> None:
     """Runs in the child before exec: the broker gets SIGTERM when the process that started it dies, so a
     killed demo or test run never leaves an orphaned broker holding the port."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,16 +15,10 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="cityhub-test-airflow-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
-from infra.broker import EmbeddedBroker  # noqa: E402
+from infra.broker import EmbeddedBroker, free_port  # noqa: E402, F401 - free_port is used by tests
 from infra.settings import Settings  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
