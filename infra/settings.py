@@ -46,6 +46,11 @@ class Settings(BaseSettings):
         "",
         description="Extra folders (os.pathsep-separated) of contract modules added to the built-in catalog.",
     )
+    crash_point: str | None = Field(
+        None,
+        description="Test hook: `STEP[:N]` kills the landing process (SIGKILL) at the N-th time it reaches STEP "
+        "(after_stage, after_file, after_ledger, after_commit). Never set it in production.",
+    )
     airflow_home: Path | None = Field(None, description="AIRFLOW_HOME for cityhub's Airflow. Default: HOME/airflow.")
 
     @cached_property

@@ -212,15 +212,33 @@ def decoded_schema(contract: Contract) -> pa.Schema:
 
 def decode_batch(batch: pa.Table, contract: Contract) -> pa.Table:
     """Arrow batch from :func:`messages_to_arrow` → contract columns + lineage + ``_decode_error`` + ``_raw``."""
-    con = duckdb.connect(config={"threads": 1})
+    con = _decoder_db().cursor()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        con.execute(_MACROS)
         con.register("batch", batch)
-        result = con.sql(decode_sql(contract)).to_arrow_table()
+        result = con.sql(_decode_sql_cached(contract)).to_arrow_table()
     finally:
         con.close()
     return result.cast(decoded_schema(contract))
+
+
+_DB: duckdb.DuckDBPyConnection | None = None
+_SQL: dict[Contract, str] = {}
+
+
+def _decoder_db() -> duckdb.DuckDBPyConnection:
+    """One in-memory database per process holding the macros; each decode takes a cursor of its own."""
+    global _DB
+    if _DB is None:
+        _DB = duckdb.connect(config={"threads": 1})
+        _DB.execute(_MACROS)
+    return _DB
+
+
+def _decode_sql_cached(contract: Contract) -> str:
+    if contract not in _SQL:
+        _SQL[contract] = decode_sql(contract)
+    return _SQL[contract]
 
 
 def decode_messages(messages: Sequence[Message], contract: Contract) -> pa.Table:

@@ -2,7 +2,12 @@
 
 ``HOME/lake/<zone>/<dataset>/date=YYYY-MM-DD/<topic>+<partition>+<first>-<end>.parquet`` where
 ``[first, end)`` is the offset range the file covers. A rerun of the same range writes the same name with the
-same bytes, so it adds no rows; the highest ``end`` per partition tells landing what is already landed.
+same bytes, so it adds no rows.
+
+A chunk of offsets may produce several files (clean and quarantine, one per event date). It counts as landed
+only once its ledger entry ``HOME/lake/_ledger/<dataset>/<topic>+<partition>+<first>-<end>.json`` is durable,
+written after all of its files: a worker killed half-way through a chunk leaves no ledger entry, so the chunk
+is landed again (same names, same bytes) instead of being skipped with rows missing.
 """
 
 from __future__ import annotations
@@ -28,16 +33,37 @@ def dataset_dir(lake: Path, zone: str, dataset_id: str) -> Path:
     return lake / zone / dataset_id
 
 
+def ledger_dir(lake: Path, dataset_id: str) -> Path:
+    return lake / "_ledger" / dataset_id
+
+
+def ledger_entry(lake: Path, dataset_id: str, topic: str, partition: int, first: int, end: int) -> Path:
+    return ledger_dir(lake, dataset_id) / file_name(topic, partition, first, end).replace(".parquet", ".json")
+
+
 def landed_ends(lake: Path, dataset_id: str, topic: str) -> dict[int, int]:
-    """Per partition, one past the highest offset already landed (clean or quarantine)."""
+    """Per partition, one past the highest offset of a completely landed chunk."""
     ends: dict[int, int] = {}
-    for zone in ZONES:
-        for path in dataset_dir(lake, zone, dataset_id).glob("date=*/*.parquet"):
-            match = _NAME.match(path.name)
-            if match and match["topic"] == topic:
-                part = int(match["partition"])
-                ends[part] = max(ends.get(part, 0), int(match["end"]))
+    for path in ledger_dir(lake, dataset_id).glob("*.json"):
+        match = _NAME.match(path.name.replace(".json", ".parquet"))
+        if match and match["topic"] == topic:
+            part = int(match["partition"])
+            ends[part] = max(ends.get(part, 0), int(match["end"]))
     return ends
+
+
+def write_ledger_entry(path: Path, payload: dict) -> None:
+    """Durably record a landed chunk (temp file, fsync, rename, fsync the folder)."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as handle:
+        json.dump(payload, handle, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
 
 
 def _fsync_dir(path: Path) -> None:

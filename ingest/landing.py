@@ -16,6 +16,8 @@ import json
 import logging
 import os
 import re
+import shutil
+import signal
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -56,6 +58,7 @@ class Slice:
     run_id: str
     chunk_size: int
     partitions: list[PartitionSlice] = field(default_factory=list)
+    resumed_from: str | None = None  # run id of an unfinished run whose offsets this run completes
 
     @property
     def message_count(self) -> int:
@@ -72,6 +75,21 @@ class LandResult:
     clean_rows: int = 0
     quarantined_rows: int = 0
     files: list[str] = field(default_factory=list)
+
+
+_CRASH_COUNTS: dict[str, int] = {}
+
+
+def crash_hook(settings: Settings, step: str) -> None:
+    """Test hook (``CITYHUB_CRASH_POINT=STEP[:N]``): die like ``kill -9`` at an exact step of landing."""
+    if not settings.crash_point:
+        return
+    wanted, _, nth = settings.crash_point.partition(":")
+    if wanted != step:
+        return
+    _CRASH_COUNTS[step] = _CRASH_COUNTS.get(step, 0) + 1
+    if _CRASH_COUNTS[step] >= int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _safe(run_id: str) -> str:
@@ -99,6 +117,7 @@ def load_slice(path: Path) -> Slice:
         data["run_id"],
         data["chunk_size"],
         [PartitionSlice(**p) for p in data["partitions"]],
+        data.get("resumed_from"),
     )
 
 
@@ -107,6 +126,21 @@ def plan_slice(settings: Settings, contract: Contract, run_id: str) -> Path:
     path = run_dir(settings, contract.id, run_id) / "slice.json"
     if path.exists():
         log.info("reusing recorded slice", extra={"dataset": contract.id, "run_id": run_id})
+        return path
+    pending = pending_slices(settings, contract.id)
+    if pending:
+        # An earlier run died before it finished: land exactly its offsets first, so that the chunks it may
+        # have half-written are rewritten under the same names rather than covered by differently cut ones.
+        earlier = load_slice(pending[0])
+        adopted = Slice(contract.id, earlier.topic, run_id, earlier.chunk_size, earlier.partitions, earlier.run_id)
+        _write_json(path, asdict(adopted))
+        _write_json(pending[0].parent / "superseded.json", {"by": run_id})
+        log.warning(
+            "resuming the unfinished slice of run %s: %s",
+            earlier.run_id,
+            adopted.describe(),
+            extra={"dataset": contract.id, "run_id": run_id},
+        )
         return path
     topic = settings.topic_for(contract.id)
     consumer = kafka_io.consumer(settings)
@@ -136,6 +170,17 @@ def plan_slice(settings: Settings, contract: Contract, run_id: str) -> Path:
     _write_json(path, asdict(recorded))
     log.info("planned slice %s", recorded.describe(), extra={"dataset": contract.id, "run_id": run_id})
     return path
+
+
+def pending_slices(settings: Settings, dataset_id: str) -> list[Path]:
+    """Recorded slices whose run never finished landing, oldest first."""
+    runs = settings.state / "runs" / dataset_id
+    found = [
+        p
+        for p in runs.glob("*/slice.json")
+        if not (p.parent / "landed.json").exists() and not (p.parent / "superseded.json").exists()
+    ]
+    return sorted(found, key=lambda p: p.stat().st_mtime)
 
 
 def _fetch_range(consumer, tp: TopicPartition, first: int, end: int, timeout_s: float = 60.0) -> list[Message]:
@@ -179,11 +224,15 @@ def stage(settings: Settings, contract: Contract, slice_path: Path) -> list[Path
         for part in recorded.partitions:
             tp = TopicPartition(recorded.topic, part.partition)
             for first, end in part.chunks(recorded.chunk_size):
+                ledger = lake.ledger_entry(settings.lake, contract.id, recorded.topic, part.partition, first, end)
+                if recorded.resumed_from and ledger.exists():
+                    continue  # the crashed run landed this chunk completely before it died
                 messages = _fetch_range(consumer, tp, first, end)
                 table = pseudonymise(decode_messages(messages, contract), contract, key, settings.hmac_key_version)
                 path = out_dir / f"{part.partition}-{first}-{end}.parquet"
                 _write_scratch(table, path)
                 paths.append(path)
+                crash_hook(settings, "after_stage")
     finally:
         consumer.close()
     return paths
@@ -195,16 +244,37 @@ def _write_scratch(table: pa.Table, path: Path) -> None:
     lake.write_parquet_atomically(table, path)
 
 
-def validate_staged(contract: Contract, staged: list[Path]) -> list[Path]:
-    """GX-validate each staging file; write it back with a ``_reason`` column (null = clean)."""
-    out = []
+VALIDATE_MAX_ROWS = 250_000  # GX costs ~0.7 s per validation whatever the size: validate chunks together
+
+
+def _validation_groups(staged: list[Path]) -> list[list[Path]]:
+    groups: list[list[Path]] = []
+    rows = VALIDATE_MAX_ROWS
     for path in staged:
-        table = pq.read_table(path)
-        verdict = validate(table, contract)
-        reasons = verdict.reasons(table.num_rows, table.column("_decode_error"))
-        target = path.with_suffix(".validated.parquet")
-        _write_scratch(table.append_column("_reason", reasons), target)
-        out.append(target)
+        n = pq.ParquetFile(path).metadata.num_rows
+        if rows + n > VALIDATE_MAX_ROWS:
+            groups.append([])
+            rows = 0
+        groups[-1].append(path)
+        rows += n
+    return groups
+
+
+def validate_staged(contract: Contract, staged: list[Path]) -> list[Path]:
+    """GX-validate the staging files (several chunks per GX run); write each back with a ``_reason`` column
+    (null = clean)."""
+    out = []
+    for group in _validation_groups(staged):
+        tables = [pq.read_table(path) for path in group]
+        combined = pa.concat_tables(tables)
+        verdict = validate(combined, contract)
+        reasons = verdict.reasons(combined.num_rows, combined.column("_decode_error"))
+        offset = 0
+        for path, table in zip(group, tables, strict=True):
+            target = path.with_suffix(".validated.parquet")
+            _write_scratch(table.append_column("_reason", reasons.slice(offset, table.num_rows)), target)
+            offset += table.num_rows
+            out.append(target)
     return out
 
 
@@ -218,76 +288,64 @@ def _write_zone(
     contract: Contract,
     rows: pa.Table,
     schema: pa.Schema,
-    date_column: pa.ChunkedArray,
-    topic: str,
-    partition: int,
-    first: int,
-    end: int,
-    result: LandResult,
-) -> None:
-    if rows.num_rows == 0:
-        return
-    for date in sorted(set(date_column.to_pylist())):
-        part = rows.filter(pc.equal(date_column, date))
-        target = (
-            lake.dataset_dir(settings.lake, zone, contract.id)
-            / f"date={date}"
-            / lake.file_name(topic, partition, first, end)
-        )
-        lake.write_parquet_atomically(part.select(schema.names).cast(schema), target)
-        result.files.append(str(target))
+    times: pa.ChunkedArray,
+    name: str,
+) -> list[str]:
+    """One file per UTC event date under ``zone``; returns the paths written."""
+    written = []
+    dates = _dates(times)
+    for date in sorted(set(dates.to_pylist())) if rows.num_rows else []:
+        target = lake.dataset_dir(settings.lake, zone, contract.id) / f"date={date}" / name
+        lake.write_parquet_atomically(rows.filter(pc.equal(dates, date)).select(schema.names).cast(schema), target)
+        written.append(str(target))
+    return written
+
+
+def _land_chunk(settings: Settings, contract: Contract, topic: str, path: Path) -> tuple[int, int, list[str]]:
+    """Land one validated chunk: both zones' files, then its ledger entry. Returns (clean, quarantined, files)."""
+    partition, first, end = (int(x) for x in path.name.split(".")[0].split("-"))
+    table = pq.read_table(path)
+    bad = pc.is_valid(table.column("_reason"))
+    clean, quarantined = table.filter(pc.invert(bad)), table.filter(bad)
+    name = lake.file_name(topic, partition, first, end)
+    event = contract.event_time
+    files = _write_zone(settings, "clean", contract, clean, contract.schema, clean.column(event), name)
+    crash_hook(settings, "after_file")
+    # A quarantined row may have no event time: file it under the day Kafka received it.
+    q_time = pc.coalesce(quarantined.column(event), quarantined.column("_kafka_ts").cast(pa.timestamp("us", "UTC")))
+    files += _write_zone(settings, "quarantine", contract, quarantined, contract.quarantine_schema, q_time, name)
+    lake.write_ledger_entry(
+        lake.ledger_entry(settings.lake, contract.id, topic, partition, first, end),
+        {
+            "clean_rows": clean.num_rows,
+            "quarantined_rows": quarantined.num_rows,
+            "files": [str(Path(f).relative_to(settings.lake)) for f in files],
+        },
+    )
+    return clean.num_rows, quarantined.num_rows, files
 
 
 def land_validated(settings: Settings, contract: Contract, slice_path: Path, validated: list[Path]) -> LandResult:
-    """Write clean and quarantine files durably, then commit each chunk's end offset."""
+    """Land each chunk durably, then commit its end offset: a crash anywhere loses and duplicates nothing."""
     recorded = load_slice(slice_path)
     result = LandResult(contract.id, recorded.run_id)
     consumer = kafka_io.consumer(settings)
     try:
         for path in validated:
+            clean, quarantined, files = _land_chunk(settings, contract, recorded.topic, path)
+            crash_hook(settings, "after_ledger")
             partition, first, end = (int(x) for x in path.name.split(".")[0].split("-"))
-            table = pq.read_table(path)
-            bad = pc.is_valid(table.column("_reason"))
-            clean, quarantined = table.filter(pc.invert(bad)), table.filter(bad)
-            event = contract.event_time
-            _write_zone(
-                settings,
-                "clean",
-                contract,
-                clean,
-                contract.schema,
-                _dates(clean.column(event)),
-                recorded.topic,
-                partition,
-                first,
-                end,
-                result,
-            )
-            q_time = pc.coalesce(
-                quarantined.column(event), quarantined.column("_kafka_ts").cast(pa.timestamp("us", tz="UTC"))
-            )
-            _write_zone(
-                settings,
-                "quarantine",
-                contract,
-                quarantined,
-                contract.quarantine_schema,
-                _dates(q_time),
-                recorded.topic,
-                partition,
-                first,
-                end,
-                result,
-            )
-            result.clean_rows += clean.num_rows
-            result.quarantined_rows += quarantined.num_rows
             _commit(consumer, TopicPartition(recorded.topic, partition), end)
+            crash_hook(settings, "after_commit")
+            result.clean_rows += clean
+            result.quarantined_rows += quarantined
+            result.files += files
             log.info(
                 "landed offsets [%d,%d): %d clean, %d quarantined",
                 first,
                 end,
-                clean.num_rows,
-                quarantined.num_rows,
+                clean,
+                quarantined,
                 extra={"dataset": contract.id, "run_id": recorded.run_id, "partition": partition},
             )
     finally:
@@ -320,14 +378,19 @@ def publish(settings: Settings, contract: Contract, result: LandResult) -> Path:
 
 
 def land_once(settings: Settings, contract: Contract, run_id: str) -> LandResult:
-    """consume → validate → land → publish in one process (what ``cityhub ingest`` does per dataset)."""
+    """consume → validate → land → publish in one process (what ``cityhub ingest`` does per dataset).
+
+    Unlike a DAG run, nobody reruns these tasks one by one, so the run's scratch files go once it landed and
+    an empty run leaves nothing behind (a long-running ingest polls every few seconds).
+    """
     slice_path = plan_slice(settings, contract, run_id)
     if not load_slice(slice_path).partitions:
+        shutil.rmtree(slice_path.parent)
         return LandResult(contract.id, run_id)
-    result = land_validated(
-        settings, contract, slice_path, validate_staged(contract, stage(settings, contract, slice_path))
-    )
+    staged = stage(settings, contract, slice_path)
+    result = land_validated(settings, contract, slice_path, validate_staged(contract, staged))
     publish(settings, contract, result)
+    shutil.rmtree(slice_path.parent / "staged", ignore_errors=True)
     return result
 
 

@@ -57,8 +57,10 @@ def check_zone(zone: str) -> str:
     return zone
 
 
-def send(settings: Settings, contract: Contract, records: Iterable[Record], source_tz: str | None = None) -> int:
-    """Send records keyed by entity id; returns how many the broker acknowledged."""
+def send(
+    settings: Settings, contract: Contract, records: Iterable[Record], source_tz: str | None = None
+) -> list[tuple[int, int]]:
+    """Send records keyed by entity id; returns each record's (partition, offset) as the broker acknowledged."""
     topic = settings.topic_for(contract.id)
     kafka_io.ensure_topics(settings, [topic])
     headers = [(SOURCE_TZ_HEADER, check_zone(source_tz).encode())] if source_tz else None
@@ -70,6 +72,5 @@ def send(settings: Settings, contract: Contract, records: Iterable[Record], sour
         producer.flush()
     finally:
         producer.close()
-    for future in futures:
-        future.get(timeout=30)  # raises if the broker refused any record: nothing is silently lost
-    return len(futures)
+    # raises if the broker refused any record: nothing is silently lost
+    return [(meta.partition, meta.offset) for meta in (future.get(timeout=30) for future in futures)]
