@@ -36,6 +36,7 @@ from infra.settings import Settings
 from ingest import lake
 from ingest.decode import SOURCE_TZ_HEADER, Message, decode_messages
 from quality.suite import validate
+from transforms.dedupe import mark_duplicates
 from transforms.pseudonymise import pseudonymise
 
 log = logging.getLogger(__name__)
@@ -218,6 +219,8 @@ def stage(settings: Settings, contract: Contract, slice_path: Path) -> list[Path
     out_dir = slice_path.parent / "staged"
     out_dir.mkdir(parents=True, exist_ok=True)
     key = settings.pseudonym_key() if contract.personal_columns else b""
+    identity = reading_identity(contract)
+    staged_keys: list[pa.Table] = []  # readings of this run's earlier chunks, not landed yet
     paths = []
     consumer = kafka_io.consumer(settings)
     try:
@@ -229,6 +232,10 @@ def stage(settings: Settings, contract: Contract, slice_path: Path) -> list[Path
                     continue  # the crashed run landed this chunk completely before it died
                 messages = _fetch_range(consumer, tp, first, end)
                 table = pseudonymise(decode_messages(messages, contract), contract, key, settings.hmac_key_version)
+                name = lake.file_name(recorded.topic, part.partition, first, end)
+                seen = pa.concat_tables([*staged_keys, landed_readings(settings, contract, table, name)])
+                table = mark_duplicates(table, identity, seen)
+                staged_keys.append(table.filter(pc.is_null(table.column("_decode_error"))).select(identity))
                 path = out_dir / f"{part.partition}-{first}-{end}.parquet"
                 _write_scratch(table, path)
                 paths.append(path)
@@ -236,6 +243,32 @@ def stage(settings: Settings, contract: Contract, slice_path: Path) -> list[Path
     finally:
         consumer.close()
     return paths
+
+
+def reading_identity(contract: Contract) -> list[str]:
+    """What makes two rows the same reading: the contract's key columns and its event time."""
+    return [*contract.key_columns, contract.event_time]
+
+
+def landed_readings(settings: Settings, contract: Contract, table: pa.Table, chunk_name: str) -> pa.Table:
+    """Identities of clean rows already in the lake on the dates ``table`` touches — except the files of this
+    very chunk, which a retry rewrites and which must not count as earlier copies of themselves."""
+    identity = reading_identity(contract)
+    schema = contract.schema
+    empty = pa.schema([schema.field(c) for c in identity]).empty_table()
+    times = table.column(contract.event_time).drop_null()
+    if len(times) == 0:
+        return empty
+    base = lake.dataset_dir(settings.lake, "clean", contract.id)
+    files = [
+        str(f)
+        for date in set(_dates(times).to_pylist())
+        for f in (base / f"date={date}").glob("*.parquet")
+        if f.name != chunk_name
+    ]
+    if not files:
+        return empty
+    return pa.concat_tables(pq.read_table(f, columns=identity, schema=schema) for f in files).cast(empty.schema)
 
 
 def _write_scratch(table: pa.Table, path: Path) -> None:

@@ -112,3 +112,18 @@ def test_broker_log_going_backwards_is_refused(settings, tmp_path):
         assert "went backwards" in caught.value.message and caught.value.hint
     assert sum(landed.values()) == 200
     assert lake_digest(own) == before
+
+
+def test_the_same_reading_twice_lands_once_and_the_copy_is_quarantined(settings):
+    contract = get_contract("air_quality")
+    records, _ = simulate(contract, 120, seed=8)
+    send(settings, contract, records)
+    ingest_loop(settings, ["air_quality"])
+    send(settings, contract, records[:30] + records[50:60] + records[50:60])  # replays, one twice in a batch
+    ingest_loop(settings, ["air_quality"])
+    clean = zone_rows(settings, "air_quality", "clean")
+    quarantined = zone_rows(settings, "air_quality", "quarantine")
+    assert len(clean) == 120
+    assert len({(r["station_id"], r["observed_at"]) for r in clean}) == 120
+    assert len(quarantined) == 50
+    assert all(r["_reason"] == "ExpectColumnValuesToBeNull(_decode_error)=duplicate_reading" for r in quarantined)

@@ -1,0 +1,39 @@
+"""Duplicate readings: the same key and observation time seen twice appears once in the clean zone.
+
+A pure Table → Table function. Later copies are not dropped: they get ``_decode_error = 'duplicate_reading'``,
+which the GX suite's ``_decode_error`` expectation turns into a quarantine reason, so nothing vanishes silently.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+
+DUPLICATE = "duplicate_reading"
+
+
+def mark_duplicates(table: pa.Table, keys: list[str], seen: pa.Table | None = None) -> pa.Table:
+    """Flag every row whose ``keys`` occurred in an earlier row of ``table`` (by partition, offset) or in
+    ``seen`` (keys already landed). Rows already failing to decode, or with a null key, are left alone."""
+    if table.num_rows == 0:
+        return table
+    cols = ", ".join(f'"{k}"' for k in keys)
+    valid = " AND ".join([f'"{k}" IS NOT NULL' for k in keys] + ["_decode_error IS NULL"])
+    con = duckdb.connect(config={"threads": 1})
+    try:
+        con.register("t", table)
+        con.register("seen", seen if seen is not None else table.select(keys).schema.empty_table())
+        result = con.sql(f"""
+            WITH ranked AS (
+                SELECT *, row_number() OVER (PARTITION BY {cols}, ({valid}) ORDER BY _partition, _offset) AS _rn
+                FROM t
+            ), prior AS (SELECT DISTINCT {cols}, true AS _landed FROM seen)
+            SELECT * EXCLUDE (_rn, _landed) REPLACE (
+                CASE WHEN ({valid}) AND (_rn > 1 OR _landed) THEN '{DUPLICATE}' ELSE _decode_error END
+                AS _decode_error)
+            FROM ranked LEFT JOIN prior USING ({cols})
+            ORDER BY _partition, _offset
+        """).to_arrow_table()
+    finally:
+        con.close()
+    return result.select(table.column_names).cast(table.schema)
