@@ -77,6 +77,7 @@ class Contract:
     source_tz: str = "Asia/Seoul"
     licence: str = "KOGL Type 1 (공공누리 제1유형: 출처표시)"
     cadence: timedelta = timedelta(hours=1)
+    horizon: timedelta | None = None  # readings older than this (vs. their Kafka timestamp) are quarantined
     keywords: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(3, description="Partitions of each topic cityhub creates.")
     consumer_group: str = Field("cityhub-landing", description="Consumer group whose offsets landing commits.")
     fetch_max_records: int = Field(50_000, description="Most messages decoded into one Arrow batch.")
+    max_message_bytes: int = Field(
+        1024 * 1024, description="Largest message landing parses; bigger ones are quarantined as oversized_message."
+    )
     hmac_key: str | None = Field(
         None,
         description="Secret key for pseudonymising personal columns (HMAC-SHA256). Never written to the lake.",

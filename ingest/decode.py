@@ -19,14 +19,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from catalog.contract import KAFKA_TIMESTAMP, Column, Contract
 
 SOURCE_TZ_HEADER = "source-tz"
+DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
+# An event time this far ahead of the Kafka record's own timestamp is a clock or parsing error, not a reading.
+FUTURE_TOLERANCE = timedelta(days=1)
 
 _MACROS = """
 CREATE OR REPLACE MACRO jtext(v) AS CASE
@@ -106,7 +111,8 @@ def _cast_sql(column: Column, contract: Contract, raw: str) -> tuple[str, str | 
     if kind in ("lon", "lat"):
         value = f"geo_coord({raw}, {0 if kind == 'lon' else 1})"
     elif kind == "float":
-        value = f"TRY_CAST({text} AS DOUBLE)"
+        # NaN and ±Infinity are no measurement: treated as a value of the wrong type
+        value = f"CASE WHEN isfinite(TRY_CAST({text} AS DOUBLE)) THEN TRY_CAST({text} AS DOUBLE) END"
     elif kind == "int":
         value = f"TRY_CAST(TRY_CAST({text} AS DOUBLE) AS BIGINT)"
     elif kind == "bool":
@@ -158,17 +164,32 @@ def decode_sql(contract: Contract) -> str:
             problems.append(f"CASE WHEN {wrong} THEN 'wrong_type:{column.name}' END")
     ctes.append(f"v AS (SELECT *, {', '.join(raws)} FROM {last})")
     envelope = [
-        "CASE WHEN j IS NULL THEN 'malformed_json' WHEN json_type(j) <> 'OBJECT' THEN 'not_an_object' END",
+        "CASE WHEN _envelope_error IS NOT NULL THEN _envelope_error WHEN j IS NULL THEN 'malformed_json'"
+        " WHEN json_type(j) <> 'OBJECT' THEN 'not_an_object' END",
         f"CASE WHEN json_extract_string(j, '$.type') <> '{contract.entity_type}' THEN 'wrong_entity_type' END",
     ]
-    error = f"NULLIF(concat_ws(';', {', '.join(envelope + problems)}), '')"
+    et = f'"{contract.event_time}"'
+    timing = [
+        f"CASE WHEN {et} > _kafka_ts + INTERVAL {int(FUTURE_TOLERANCE.total_seconds())} SECOND "
+        "THEN 'event_time_ahead_of_kafka' END"
+    ]
+    if contract.horizon is not None:
+        timing.append(
+            f"CASE WHEN {et} < _kafka_ts - INTERVAL {int(contract.horizon.total_seconds())} SECOND "
+            "THEN 'event_time_beyond_horizon' END"
+        )
     return f"""
-        WITH {", ".join(ctes)}
-        SELECT {", ".join(selects)},
-               _topic, _partition, _offset, _kafka_ts,
-               {error} AS _decode_error,
+        WITH {", ".join(ctes)}, decoded AS (
+            SELECT {", ".join(selects)},
+                   _topic, _partition, _offset, _kafka_ts,
+                   concat_ws(';', {", ".join(envelope + problems)}) AS _problems,
+                   _raw
+            FROM v
+        )
+        SELECT * EXCLUDE (_problems, _raw),
+               NULLIF(concat_ws(';', NULLIF(_problems, ''), {", ".join(timing)}), '') AS _decode_error,
                _raw
-        FROM v ORDER BY _partition, _offset
+        FROM decoded ORDER BY _partition, _offset
     """
 
 
@@ -182,13 +203,24 @@ def _valid_zone(zone: str | None, default: str) -> str:
     return zone
 
 
-def messages_to_arrow(messages: Sequence[Message], contract: Contract) -> pa.Table:
-    """The raw batch as Arrow: payload text plus lineage, before any parsing."""
+def messages_to_arrow(
+    messages: Sequence[Message], contract: Contract, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+) -> pa.Table:
+    """The raw batch as Arrow: payload text plus lineage, before any parsing.
+
+    Payloads that are too large or not UTF-8 are not parsed at all: their ``_raw`` is null and
+    ``_envelope_error`` says why (the bytes stay in Kafka, the row's lineage points at them).
+    """
     values = pa.array([m.value for m in messages], pa.binary())
+    oversized = pc.fill_null(pc.greater(pc.binary_length(values), max_bytes), False)
+    envelope = pc.if_else(oversized, "oversized_message", pa.scalar(None, pa.string()))
+    values = pc.if_else(oversized, pa.scalar(None, pa.binary()), values)
     try:
         raw = values.cast(pa.string())
-    except pa.ArrowInvalid:  # invalid UTF-8 somewhere: keep what can be read, the JSON check rejects it
-        raw = pa.array([None if m.value is None else m.value.decode("utf-8", "replace") for m in messages])
+    except pa.ArrowInvalid:  # invalid UTF-8 somewhere: find which rows (rare, so per row is fine here)
+        bad = [v is not None and not _is_utf8(v) for v in values.to_pylist()]
+        envelope = pc.if_else(pa.array(bad), "invalid_utf8", envelope)
+        raw = pc.if_else(pa.array(bad), pa.scalar(None, pa.binary()), values).cast(pa.string())
     zones = {m.source_tz for m in messages}
     zone_map = {z: _valid_zone(z, contract.source_tz) for z in zones}
     return pa.table(
@@ -199,8 +231,17 @@ def messages_to_arrow(messages: Sequence[Message], contract: Contract) -> pa.Tab
             "_offset": pa.array([m.offset for m in messages], pa.int64()),
             "_kafka_ts": pa.array([m.timestamp_ms for m in messages], pa.timestamp("ms", tz="UTC")),
             "_source_tz": pa.array([zone_map[m.source_tz] for m in messages], pa.string()),
+            "_envelope_error": envelope,
         }
     )
+
+
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def decoded_schema(contract: Contract) -> pa.Schema:
@@ -241,5 +282,7 @@ def _decode_sql_cached(contract: Contract) -> str:
     return _SQL[contract]
 
 
-def decode_messages(messages: Sequence[Message], contract: Contract) -> pa.Table:
-    return decode_batch(messages_to_arrow(messages, contract), contract)
+def decode_messages(
+    messages: Sequence[Message], contract: Contract, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+) -> pa.Table:
+    return decode_batch(messages_to_arrow(messages, contract, max_bytes), contract)

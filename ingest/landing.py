@@ -231,7 +231,8 @@ def stage(settings: Settings, contract: Contract, slice_path: Path) -> list[Path
                 if recorded.resumed_from and ledger.exists():
                     continue  # the crashed run landed this chunk completely before it died
                 messages = _fetch_range(consumer, tp, first, end)
-                table = pseudonymise(decode_messages(messages, contract), contract, key, settings.hmac_key_version)
+                decoded = decode_messages(messages, contract, settings.max_message_bytes)
+                table = pseudonymise(decoded, contract, key, settings.hmac_key_version)
                 name = lake.file_name(recorded.topic, part.partition, first, end)
                 seen = pa.concat_tables([*staged_keys, landed_readings(settings, contract, table, name)])
                 table = mark_duplicates(table, identity, seen)

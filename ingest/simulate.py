@@ -23,6 +23,7 @@ from infra.errors import CatalogError
 STATIONS = Path(__file__).resolve().parent.parent / "catalog" / "stations"
 BAD_KINDS = ("out_of_range", "missing_field", "wrong_type", "malformed_json", "unknown_value")
 SEOUL = timedelta(hours=9)
+TRAFFIC_SITES = 200
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def _air_quality(rng: np.random.Generator, count: int, start: datetime) -> list[
 
 
 def _traffic_flow(rng: np.random.Generator, count: int, start: datetime) -> list[dict]:
-    sites = stations("sdot_seoul")[:200]
+    sites = stations("sdot_seoul")[:TRAFFIC_SITES]
     site, times = _slots(count, len(sites), start, timedelta(minutes=5))
     hours = _local_hours(times)
     demand = 0.25 + 0.9 * _daily(hours, 8, 1.5) + 0.8 * _daily(hours, 18.5, 2)
@@ -251,10 +252,28 @@ def _break(entity: dict, dataset_id: str, kind: str) -> bytes:
     return json.dumps(broken, ensure_ascii=False).encode()
 
 
-def default_start(contract: Contract, now: datetime | None = None) -> datetime:
+def default_start(contract: Contract | None, now: datetime | None = None) -> datetime:
     """The start of the last full hour: a demo hour that has just happened."""
     now = now or datetime.now(UTC)
     return now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+
+
+def _span(dataset_id: str, count: int) -> timedelta:
+    """How much time ``count`` readings of a feed cover (sites report once per cadence)."""
+    sites_and_cadence = {
+        "air_quality": (len(stations("airkorea_seoul")), timedelta(hours=1)),
+        "traffic_flow": (TRAFFIC_SITES, timedelta(minutes=5)),
+    }
+    if dataset_id not in sites_and_cadence:
+        return timedelta(hours=1)
+    sites, cadence = sites_and_cadence[dataset_id]
+    return max(timedelta(hours=1), -(-count // sites) * cadence)
+
+
+def _default_first(dataset_id: str, count: int) -> datetime:
+    """Readings end in the last full hour: a big count reaches back in time, never into the future."""
+    last_hour = default_start(None)
+    return last_hour + timedelta(hours=1) - _span(dataset_id, count)
 
 
 def simulate(
@@ -272,7 +291,7 @@ def simulate(
     if not 0 <= bad_ratio <= 1:
         raise CatalogError("--bad-ratio must be between 0 and 1", status=400, code="bad_argument")
     rng = np.random.default_rng(seed)
-    entities = generator(rng, count, start or default_start(contract))
+    entities = generator(rng, count, start or _default_first(contract.id, count))
     bad_rng = np.random.default_rng(seed + 1)
     is_bad = bad_rng.random(count) < bad_ratio
     kinds = bad_rng.choice(BAD_KINDS, count)

@@ -50,5 +50,6 @@ CONTRACT = Contract(
     event_time="started_at",
     licence="Safe zone only: no redistribution; aggregate results after review",
     cadence=timedelta(minutes=15),
+    horizon=timedelta(days=30),
     keywords=("mobility", "scooter", "bike", "drt", "모빌리티"),
 )

@@ -11,7 +11,7 @@ from quality.suite import expectation_specs, required_columns, validate
 
 
 def _batch(*payloads: bytes):
-    messages = [Message("t", 0, i, 1_700_000_000_000, p) for i, p in enumerate(payloads)]
+    messages = [Message("t", 0, i, 1_795_400_000_000, p) for i, p in enumerate(payloads)]  # 2026-11-22
     return decode_messages(messages, get_contract("air_quality"))
 
 
