@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Iterable
 
@@ -31,7 +32,21 @@ def _unreachable(settings: Settings, exc: Exception) -> BrokerError:
     )
 
 
+def check_reachable(settings: Settings, timeout_s: float = 2.0) -> None:
+    """Fail in seconds, not after kafka-python's 30 s bootstrap timeout, when no bootstrap server answers."""
+    errors = []
+    for server in settings.bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout=timeout_s).close()
+            return
+        except (OSError, ValueError) as exc:
+            errors.append(f"{server.strip()}: {exc}")
+    raise _unreachable(settings, Exception("; ".join(errors)))
+
+
 def admin(settings: Settings) -> KafkaAdminClient:
+    check_reachable(settings)
     try:
         return KafkaAdminClient(
             bootstrap_servers=settings.bootstrap, client_id="cityhub-admin", request_timeout_ms=15_000
@@ -41,6 +56,7 @@ def admin(settings: Settings) -> KafkaAdminClient:
 
 
 def producer(settings: Settings) -> KafkaProducer:
+    check_reachable(settings)
     try:
         return KafkaProducer(
             bootstrap_servers=settings.bootstrap,
@@ -56,6 +72,7 @@ def producer(settings: Settings) -> KafkaProducer:
 
 def consumer(settings: Settings, group: str | None = None) -> KafkaConsumer:
     """A consumer for ``assign()`` use: joins no group (joining takes ~20 s on tansu), commits explicitly."""
+    check_reachable(settings)
     try:
         return KafkaConsumer(
             bootstrap_servers=settings.bootstrap,

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     topic_prefix: str = Field("cityhub.", description="Prefix of every topic derived from the catalog.")
     topic_partitions: int = Field(3, description="Partitions of each topic cityhub creates.")
     consumer_group: str = Field("cityhub-landing", description="Consumer group whose offsets landing commits.")
+    broker_wait_s: float = Field(
+        120.0, description="How long `cityhub ingest --until-idle` retries an unreachable broker before giving up."
+    )
     fetch_max_records: int = Field(50_000, description="Most messages decoded into one Arrow batch.")
     max_message_bytes: int = Field(
         1024 * 1024, description="Largest message landing parses; bigger ones are quarantined as oversized_message."

@@ -1,15 +1,48 @@
-"""``cityhub ingest``: the landing path in a loop over datasets, until caught up or forever."""
+"""``cityhub ingest``: the landing path in a loop over datasets, until caught up or forever.
+
+When the broker is paused or unreachable the loop does not crash and restart: it logs one clear line per
+attempt and retries with exponential backoff. ``--until-idle`` gives up after ``CITYHUB_BROKER_WAIT_S``;
+a long-running ingest keeps trying. Whatever a failed attempt had recorded is resumed by the next one.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 
+from kafka.errors import KafkaError
+
 from catalog import all_contracts, get_contract
+from infra.errors import BrokerError
 from infra.settings import Settings
-from ingest.landing import land_once, new_run_id
+from ingest.landing import LandResult, land_once, new_run_id
 
 log = logging.getLogger(__name__)
+MAX_BACKOFF_S = 30.0
+
+
+def _land_with_retry(settings: Settings, contract, until_idle: bool) -> LandResult:
+    delay, waited = 1.0, 0.0
+    while True:
+        try:
+            return land_once(settings, contract, new_run_id())
+        except (BrokerError, KafkaError) as exc:
+            if until_idle and waited >= settings.broker_wait_s:
+                raise BrokerError(
+                    f"gave up on {contract.id} after waiting {waited:.0f}s for Kafka at {settings.bootstrap}: {exc}",
+                    hint="start the broker (`cityhub broker`) or fix CITYHUB_KAFKA_BOOTSTRAP; nothing was lost, "
+                    "the next run resumes where this one stopped",
+                ) from exc
+            log.warning(
+                "Kafka at %s unavailable while landing %s (%s); retrying in %.0fs",
+                settings.bootstrap,
+                contract.id,
+                getattr(exc, "message", exc),
+                delay,
+            )
+            time.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, MAX_BACKOFF_S)
 
 
 def ingest_loop(
@@ -20,7 +53,7 @@ def ingest_loop(
     while True:
         landed_any = False
         for contract in contracts:
-            result = land_once(settings, contract, new_run_id())
+            result = _land_with_retry(settings, contract, until_idle)
             if result.clean_rows or result.quarantined_rows:
                 landed_any = True
                 clean, quarantined = totals[contract.id]
