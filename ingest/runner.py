@@ -13,7 +13,7 @@ import time
 from kafka.errors import KafkaError
 
 from catalog import all_contracts, get_contract
-from infra.errors import BrokerError
+from infra.errors import BrokerError, LandingError
 from infra.settings import Settings
 from ingest.landing import LandResult, land_once, new_run_id
 
@@ -26,6 +26,13 @@ def _land_with_retry(settings: Settings, contract, until_idle: bool) -> LandResu
     while True:
         try:
             return land_once(settings, contract, new_run_id())
+        except LandingError as exc:
+            # Disk full or unwritable: nothing was committed; a one-shot run reports it, a service waits.
+            if until_idle or exc.code != "lake_write_failed":
+                raise
+            log.error("cannot write the lake while landing %s: %s; retrying in %.0fs", contract.id, exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF_S)
         except (BrokerError, KafkaError) as exc:
             if until_idle and waited >= settings.broker_wait_s:
                 raise BrokerError(
