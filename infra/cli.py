@@ -107,6 +107,18 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_offsets(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.offsets import reset_offsets, show_offsets
 
+    if args.action == "replay":
+        from catalog import get_contract
+        from ingest.replay import replay_from_time
+
+        if not (args.dataset and args.from_time):
+            raise CityhubError("replay needs a DATASET and --from-time T", status=2, code="usage")
+        result = replay_from_time(settings, get_contract(args.dataset), datetime.fromisoformat(args.from_time))
+        print(
+            f"{args.dataset}: replayed {result.clean_rows} clean and {result.quarantined_rows} quarantined row(s)"
+            f" into {len(result.files)} file(s)"
+        )
+        return 0
     if args.action == "reset":
         reset_offsets(settings, args.dataset, to_start=True)
     for row in show_offsets(settings, args.dataset):
@@ -115,6 +127,22 @@ def cmd_offsets(args: argparse.Namespace, settings: Settings) -> int:
                 **row
             )
         )
+    return 0
+
+
+def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
+    from catalog import get_contract
+    from ingest.replay import quarantine_summary, replay_quarantine
+
+    contract = get_contract(args.dataset)
+    if args.action == "replay":
+        result = replay_quarantine(settings, contract)
+        print(
+            f"{contract.id}: re-landed the chunks with quarantined rows: now {result.clean_rows} clean, "
+            f"{result.quarantined_rows} still quarantined"
+        )
+    for reason, count in quarantine_summary(settings, contract):
+        print(f"{count:>8}  {reason}")
     return 0
 
 
@@ -174,10 +202,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=float, default=5.0, help="seconds between polls when running on")
     p.set_defaults(func=cmd_ingest)
 
-    p = sub.add_parser("offsets", help="show or reset the landing consumer group's offsets")
-    p.add_argument("action", choices=["show", "reset"])
+    p = sub.add_parser("offsets", help="show, reset or replay the landing consumer group's offsets")
+    p.add_argument("action", choices=["show", "reset", "replay"])
     p.add_argument("dataset", nargs="?")
+    p.add_argument("--from-time", help="replay: re-land what Kafka received from this time on (ISO, with zone)")
     p.set_defaults(func=cmd_offsets)
+
+    p = sub.add_parser("quarantine", help="quarantined rows per reason; replay them after a fix")
+    p.add_argument("action", choices=["show", "replay"])
+    p.add_argument("dataset")
+    p.set_defaults(func=cmd_quarantine)
 
     p = sub.add_parser("serve", help="serve the API")
     p.add_argument("--port", type=int)

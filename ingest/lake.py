@@ -74,11 +74,12 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_parquet_atomically(table: pa.Table, target: Path) -> bool:
+def write_parquet_atomically(table: pa.Table, target: Path, replace: bool = False) -> bool:
     """Write ``table`` to ``target`` durably: temp file, fsync, rename, fsync the folder.
 
     A reader never sees a partial file. If ``target`` exists with the same bytes nothing changes (a rerun);
-    if it exists with other bytes the write is refused: landed data is never replaced by different data.
+    if it exists with other bytes the write is refused: landed data is never replaced by different data —
+    unless ``replace`` says this is a deliberate replay of the same offsets (after a parser or contract fix).
     Returns True when a new file was written.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -87,7 +88,7 @@ def write_parquet_atomically(table: pa.Table, target: Path) -> bool:
         pq.write_table(table, tmp, compression="zstd", write_statistics=True)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
-        if target.exists():
+        if target.exists() and not replace:
             if target.read_bytes() == tmp.read_bytes():
                 tmp.unlink()
                 return False

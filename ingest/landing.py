@@ -47,8 +47,11 @@ class PartitionSlice:
     partition: int
     start: int
     end: int
+    bounds: list[list[int]] | None = None  # explicit chunks (a replay re-lands exactly the landed ones)
 
     def chunks(self, size: int) -> list[tuple[int, int]]:
+        if self.bounds is not None:
+            return [(a, b) for a, b in self.bounds]
         return [(a, min(a + size, self.end)) for a in range(self.start, self.end, size)]
 
 
@@ -60,6 +63,7 @@ class Slice:
     chunk_size: int
     partitions: list[PartitionSlice] = field(default_factory=list)
     resumed_from: str | None = None  # run id of an unfinished run whose offsets this run completes
+    replace: bool = False  # a replay: landed chunks are rewritten with what the current code makes of them
 
     @property
     def message_count(self) -> int:
@@ -119,6 +123,7 @@ def load_slice(path: Path) -> Slice:
         data["chunk_size"],
         [PartitionSlice(**p) for p in data["partitions"]],
         data.get("resumed_from"),
+        data.get("replace", False),
     )
 
 
@@ -133,7 +138,9 @@ def plan_slice(settings: Settings, contract: Contract, run_id: str) -> Path:
         # An earlier run died before it finished: land exactly its offsets first, so that the chunks it may
         # have half-written are rewritten under the same names rather than covered by differently cut ones.
         earlier = load_slice(pending[0])
-        adopted = Slice(contract.id, earlier.topic, run_id, earlier.chunk_size, earlier.partitions, earlier.run_id)
+        adopted = Slice(
+            contract.id, earlier.topic, run_id, earlier.chunk_size, earlier.partitions, earlier.run_id, earlier.replace
+        )
         _write_json(path, asdict(adopted))
         _write_json(pending[0].parent / "superseded.json", {"by": run_id})
         log.warning(
@@ -228,7 +235,7 @@ def stage(settings: Settings, contract: Contract, slice_path: Path) -> list[Path
             tp = TopicPartition(recorded.topic, part.partition)
             for first, end in part.chunks(recorded.chunk_size):
                 ledger = lake.ledger_entry(settings.lake, contract.id, recorded.topic, part.partition, first, end)
-                if recorded.resumed_from and ledger.exists():
+                if recorded.resumed_from and _landed_by(ledger, recorded):
                     continue  # the crashed run landed this chunk completely before it died
                 messages = _fetch_range(consumer, tp, first, end)
                 decoded = decode_messages(messages, contract, settings.max_message_bytes)
@@ -244,6 +251,17 @@ def stage(settings: Settings, contract: Contract, slice_path: Path) -> list[Path
     finally:
         consumer.close()
     return paths
+
+
+def _landed_by(ledger: Path, recorded: Slice) -> bool:
+    """Whether the chunk's ledger entry exists — for a replay, whether this replay (or the one it resumes)
+    wrote it, since every replayed chunk had an entry before the replay began."""
+    if not ledger.exists():
+        return False
+    return not recorded.replace or json.loads(ledger.read_text()).get("run_id") in (
+        recorded.run_id,
+        recorded.resumed_from,
+    )
 
 
 def reading_identity(contract: Contract) -> list[str]:
@@ -324,36 +342,48 @@ def _write_zone(
     schema: pa.Schema,
     times: pa.ChunkedArray,
     name: str,
+    replace: bool = False,
 ) -> list[str]:
     """One file per UTC event date under ``zone``; returns the paths written."""
     written = []
     dates = _dates(times)
     for date in sorted(set(dates.to_pylist())) if rows.num_rows else []:
         target = lake.dataset_dir(settings.lake, zone, contract.id) / f"date={date}" / name
-        lake.write_parquet_atomically(rows.filter(pc.equal(dates, date)).select(schema.names).cast(schema), target)
+        part = rows.filter(pc.equal(dates, date)).select(schema.names).cast(schema)
+        lake.write_parquet_atomically(part, target, replace=replace)
         written.append(str(target))
     return written
 
 
-def _land_chunk(settings: Settings, contract: Contract, topic: str, path: Path) -> tuple[int, int, list[str]]:
+def _land_chunk(settings: Settings, contract: Contract, recorded: Slice, path: Path) -> tuple[int, int, list[str]]:
     """Land one validated chunk: both zones' files, then its ledger entry. Returns (clean, quarantined, files)."""
     partition, first, end = (int(x) for x in path.name.split(".")[0].split("-"))
     table = pq.read_table(path)
     bad = pc.is_valid(table.column("_reason"))
     clean, quarantined = table.filter(pc.invert(bad)), table.filter(bad)
-    name = lake.file_name(topic, partition, first, end)
+    name = lake.file_name(recorded.topic, partition, first, end)
     event = contract.event_time
-    files = _write_zone(settings, "clean", contract, clean, contract.schema, clean.column(event), name)
+    replace = recorded.replace
+    files = _write_zone(settings, "clean", contract, clean, contract.schema, clean.column(event), name, replace)
     crash_hook(settings, "after_file")
     # A quarantined row may have no event time: file it under the day Kafka received it.
     q_time = pc.coalesce(quarantined.column(event), quarantined.column("_kafka_ts").cast(pa.timestamp("us", "UTC")))
-    files += _write_zone(settings, "quarantine", contract, quarantined, contract.quarantine_schema, q_time, name)
+    files += _write_zone(
+        settings, "quarantine", contract, quarantined, contract.quarantine_schema, q_time, name, replace
+    )
+    ledger = lake.ledger_entry(settings.lake, contract.id, recorded.topic, partition, first, end)
+    relative = [str(Path(f).relative_to(settings.lake)) for f in files]
+    if replace and ledger.exists():
+        # A replayed row may now belong to another zone or date: the chunk's files it no longer needs go.
+        for stale in set(json.loads(ledger.read_text())["files"]) - set(relative):
+            (settings.lake / stale).unlink(missing_ok=True)
     lake.write_ledger_entry(
-        lake.ledger_entry(settings.lake, contract.id, topic, partition, first, end),
+        ledger,
         {
+            "run_id": recorded.run_id,
             "clean_rows": clean.num_rows,
             "quarantined_rows": quarantined.num_rows,
-            "files": [str(Path(f).relative_to(settings.lake)) for f in files],
+            "files": relative,
         },
     )
     return clean.num_rows, quarantined.num_rows, files
@@ -366,7 +396,7 @@ def land_validated(settings: Settings, contract: Contract, slice_path: Path, val
     consumer = kafka_io.consumer(settings)
     try:
         for path in validated:
-            clean, quarantined, files = _land_chunk(settings, contract, recorded.topic, path)
+            clean, quarantined, files = _land_chunk(settings, contract, recorded, path)
             crash_hook(settings, "after_ledger")
             partition, first, end = (int(x) for x in path.name.split(".")[0].split("-"))
             _commit(consumer, TopicPartition(recorded.topic, partition), end)

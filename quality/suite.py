@@ -138,20 +138,20 @@ def validate(table: pa.Table, contract: Contract) -> Verdict:
     return Verdict(failures=failures, evaluated=len(frame), success=result.success)
 
 
-_GX_CACHE: dict[str, tuple] = {}
+_GX_CACHE: dict[Contract, tuple] = {}
 
 
 def _gx_objects(contract: Contract):
     """One ephemeral GX context per dataset and process: building it costs ~1 s, validating ~0.1 s."""
-    if contract.id not in _GX_CACHE:
+    if contract not in _GX_CACHE:
         import great_expectations as gx
 
         context = gx.get_context(mode="ephemeral")
         source = context.data_sources.add_pandas(name=f"cityhub_{contract.id}")
         asset = source.add_dataframe_asset(name=contract.id)
         batch_def = asset.add_batch_definition_whole_dataframe("batch")
-        _GX_CACHE[contract.id] = (batch_def, context.suites.add(build_suite(contract)))
-    return _GX_CACHE[contract.id]
+        _GX_CACHE[contract] = (batch_def, context.suites.add(build_suite(contract)))
+    return _GX_CACHE[contract]
 
 
 def _class_name(snake: str) -> str:
