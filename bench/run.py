@@ -1,74 +1,157 @@
-"""``cityhub bench ingest``: the landing path's throughput as a ratio to kafka-python's bare fetch rate,
-both measured in the same run on the same messages (never a timed assertion in a test)."""
+"""``cityhub bench ingest``: landing throughput against baselines measured in the same run.
+
+Every path reads the same records, produced beforehand to a fresh embedded broker, with the same fetch
+settings; each runs in a subprocess of its own (so its peak RSS is its own), best of ``repeat`` runs:
+
+* ``raw_fetch``: kafka-python fetching every record and doing nothing else — the client's ceiling;
+* ``naive``: kafka-python, ``json.loads`` per record, a pandas DataFrame and ``to_parquet`` per 10k records;
+* ``librdkafka_naive``: the same naive pipeline on confluent-kafka (librdkafka) — what a speed-minded user
+  writes instead;
+* ``end_to_end``: one ``cityhub ingest --until-idle`` process, Kafka to validated, landed Parquet.
+"""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tempfile
-import time
 from pathlib import Path
 
-from kafka import TopicPartition
-
 from catalog import get_contract
-from infra import kafka as kafka_io
 from infra.broker import EmbeddedBroker, free_port
 from infra.errors import BadRequest
 from infra.settings import Settings
-from ingest.landing import land_validated, plan_slice, stage, validate_staged
 from ingest.produce import send
 from ingest.simulate import simulate
 
+DATASET = "traffic_flow"
+FETCH = {"max_partition_fetch_bytes": 8 * 1024 * 1024, "fetch_max_bytes": 64 * 1024 * 1024}
 
-def _bare_fetch(settings: Settings, topic: str) -> float:
-    """Seconds kafka-python needs just to fetch every message of the topic (the ceiling)."""
-    consumer = kafka_io.consumer(settings, group="bench-baseline")
-    try:
-        tps = kafka_io.partitions_of(consumer, topic)
-        ends = kafka_io.true_end_offsets(consumer, tps)
-        start = time.perf_counter()
-        for tp in tps:
-            consumer.assign([tp])
-            consumer.seek(tp, 0)
-            seen = 0
-            while seen < ends[tp]:
-                seen += len(consumer.poll(timeout_ms=1000, max_records=100_000).get(TopicPartition(*tp), []))
-        return time.perf_counter() - start
-    finally:
-        consumer.close()
+_RAW = """
+import sys, time
+from kafka import KafkaConsumer, TopicPartition
+bootstrap, topic, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
+c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **{fetch})
+tps = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic))]
+c.assign(tps); c.seek_to_beginning()
+start = time.perf_counter(); n = 0
+while n < total:
+    for records in c.poll(timeout_ms=1000, max_records=100000).values():
+        n += len(records)
+import resource; print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+_NAIVE = """
+import json, sys, time, pandas as pd
+from kafka import KafkaConsumer, TopicPartition
+bootstrap, topic, total, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **{fetch})
+tps = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic))]
+c.assign(tps); c.seek_to_beginning()
+start = time.perf_counter(); n = 0; rows = []; files = 0
+while n < total:
+    for records in c.poll(timeout_ms=1000, max_records=100000).values():
+        for r in records:
+            n += 1
+            try:
+                rows.append(json.loads(r.value))
+            except ValueError:
+                pass
+            if len(rows) == 10000:
+                pd.DataFrame(rows).astype(str).to_parquet(f"{{out}}/{{files}}.parquet"); files += 1; rows = []
+if rows:
+    pd.DataFrame(rows).astype(str).to_parquet(f"{{out}}/{{files}}.parquet")
+import resource; print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+_CITYHUB = """
+import resource, sys, time
+from infra.settings import get_settings
+from ingest.runner import ingest_loop
+from quality.suite import suite_for
+from catalog import get_contract
+suite_for(get_contract(sys.argv[1]))  # imports and GX set-up are start-up, not throughput
+start = time.perf_counter()
+ingest_loop(get_settings(), [sys.argv[1]])
+print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+_RDKAFKA = """
+import json, sys, time, pandas as pd
+from confluent_kafka import Consumer, TopicPartition
+bootstrap, topic, total, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+c = Consumer({{"bootstrap.servers": bootstrap, "group.id": "bench-rd", "enable.auto.commit": False,
+               "fetch.max.bytes": {fetch_max_bytes}, "max.partition.fetch.bytes": {max_partition_fetch_bytes}}})
+meta = c.list_topics(topic, timeout=10)
+c.assign([TopicPartition(topic, p, 0) for p in sorted(meta.topics[topic].partitions)])
+start = time.perf_counter(); n = 0; rows = []; files = 0
+while n < total:
+    for m in c.consume(num_messages=10000, timeout=1.0):
+        if m.error():
+            continue
+        n += 1
+        try:
+            rows.append(json.loads(m.value()))
+        except ValueError:
+            pass
+        if len(rows) == 10000:
+            pd.DataFrame(rows).astype(str).to_parquet(f"{{out}}/{{files}}.parquet"); files += 1; rows = []
+if rows:
+    pd.DataFrame(rows).astype(str).to_parquet(f"{{out}}/{{files}}.parquet")
+import resource; print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
 
 
-def bench_ingest(rows: int, dataset_id: str = "traffic_flow") -> dict:
-    contract = get_contract(dataset_id)
+def _child(argv: list[str], env: dict | None = None) -> tuple[float, float]:
+    """Run one measured subprocess; it prints its own seconds and peak RSS (KiB): return (seconds, MB)."""
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=3600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench child failed: {proc.stderr[-2000:]}")
+    seconds, rss_kb = proc.stdout.strip().splitlines()[-1].split()
+    return float(seconds), int(rss_kb) / 1024
+
+
+def bench_ingest(records: int, repeat: int = 3) -> dict:
+    contract = get_contract(DATASET)
+    fetch = repr(FETCH)
     with tempfile.TemporaryDirectory() as home, EmbeddedBroker(free_port()) as broker:
         settings = Settings(home=Path(home), broker_port=broker.port)
-        records, _ = simulate(contract, rows, seed=1, bad_ratio=0.01)
-        send(settings, contract, records)
-        baseline_s = _bare_fetch(settings, settings.topic_for(dataset_id))
-        validate_staged(contract, [])  # warm the GX import outside the timed part
-        from quality.suite import suite_for
-
-        suite_for(contract)
-        timings = {}
-        start = time.perf_counter()
-        slice_path = plan_slice(settings, contract, "bench")
-        staged = stage(settings, contract, slice_path)
-        timings["fetch_decode_s"] = time.perf_counter() - start
-        t = time.perf_counter()
-        validated = validate_staged(contract, staged)
-        timings["validate_s"] = time.perf_counter() - t
-        t = time.perf_counter()
-        result = land_validated(settings, contract, slice_path, validated)
-        timings["land_s"] = time.perf_counter() - t
-        total = time.perf_counter() - start
+        topic = settings.topic_for(DATASET)
+        send(settings, contract, simulate(contract, records, seed=1, bad_ratio=0.01)[0])
+        py = sys.executable
+        results: dict[str, list[tuple[float, float]]] = {}
+        for _ in range(repeat):
+            out = tempfile.mkdtemp(dir=home)
+            results.setdefault("raw_fetch", []).append(
+                _child([py, "-c", _RAW.format(fetch=fetch), broker.bootstrap, topic, str(records)])
+            )
+            results.setdefault("naive", []).append(
+                _child([py, "-c", _NAIVE.format(fetch=fetch), broker.bootstrap, topic, str(records), out])
+            )
+            results.setdefault("librdkafka_naive", []).append(
+                _child([py, "-c", _RDKAFKA.format(**FETCH), broker.bootstrap, topic, str(records), out])
+            )
+            run_home = tempfile.mkdtemp(dir=home)
+            env = {
+                **os.environ,
+                "CITYHUB_HOME": run_home,
+                "CITYHUB_BROKER_PORT": str(broker.port),
+                "CITYHUB_CONSUMER_GROUP": f"bench-{run_home[-8:]}",
+            }
+            results.setdefault("end_to_end", []).append(_child([py, "-c", _CITYHUB, DATASET], env))
+    best = {name: min(runs) for name, runs in results.items()}
+    rps = {f"{name}_rps": round(records / seconds) for name, (seconds, _) in best.items()}
     return {
         "suite": "ingest",
-        "dataset": dataset_id,
-        "rows": rows,
-        "landed_rows": result.clean_rows + result.quarantined_rows,
-        "kafka_fetch_msgs_per_s": round(rows / baseline_s),
-        "pipeline_msgs_per_s": round(rows / total),
-        "ratio_to_kafka_fetch": round(baseline_s / total, 3),
-        **{k: round(v, 3) for k, v in timings.items()},
+        "dataset": DATASET,
+        "records": records,
+        "best_of": repeat,
+        **rps,
+        "end_to_end_2proc_rps": None,  # consumer-group scale-out is not built yet (issue 3, item 4)
+        "end_to_end_vs_raw_fetch": round(rps["end_to_end_rps"] / rps["raw_fetch_rps"], 3),
+        "librdkafka_naive_vs_raw_fetch": round(rps["librdkafka_naive_rps"] / rps["raw_fetch_rps"], 3),
+        "peak_rss_mb": {name: round(max(rss for _, rss in runs)) for name, runs in results.items()},
     }
 
 
