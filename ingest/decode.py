@@ -132,7 +132,10 @@ def decode_sql(contract: Contract) -> str:
     names = {p: f"a{i}" for i, p in enumerate(paths)}
     heads = sorted({p.split(".", 1)[0] for p in paths if "." in p} - set(paths))
     names.update({h: f"h{i}" for i, h in enumerate(heads)})
-    top = [(names[p], f"json_extract(j, '$.{_quote_path(p)}')") for p in paths + heads]
+    # one multi-path extract parses each document once, instead of once per attribute
+    top_paths = paths + heads
+    multi = ", ".join(f"'$.{_quote_path(p)}'" for p in top_paths)
+    top = [(names[p], f"_parts[{i + 1}]") for i, p in enumerate(top_paths)]
     nested = [
         (
             f"n{names[p]}",
@@ -141,7 +144,8 @@ def decode_sql(contract: Contract) -> str:
         for p in paths
         if "." in p
     ]
-    ctes = ["s AS (SELECT *, CASE WHEN json_valid(_raw) THEN _raw::JSON END AS j FROM batch)"]
+    ctes = ["s0 AS (SELECT *, CASE WHEN json_valid(_raw) THEN _raw::JSON END AS j FROM batch)",
+            f"s AS (SELECT *, json_extract(j, [{multi}]) AS _parts FROM s0)"]
     ctes += _unwrap_stages(top, "s")
     last = f"z_{top[0][0]}" if top else "s"
     if nested:
