@@ -78,6 +78,7 @@ class Contract:
     licence: str = "KOGL Type 1 (공공누리 제1유형: 출처표시)"
     cadence: timedelta = timedelta(hours=1)
     horizon: timedelta | None = None  # readings older than this (vs. their Kafka timestamp) are quarantined
+    missing_markers: tuple[str, ...] = ()  # text values that mean "no value", e.g. "-" on Korean portals
     keywords: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:

@@ -144,8 +144,10 @@ def decode_sql(contract: Contract) -> str:
         for p in paths
         if "." in p
     ]
-    ctes = ["s0 AS (SELECT *, CASE WHEN json_valid(_raw) THEN _raw::JSON END AS j FROM batch)",
-            f"s AS (SELECT *, json_extract(j, [{multi}]) AS _parts FROM s0)"]
+    ctes = [
+        "s0 AS (SELECT *, CASE WHEN json_valid(_raw) THEN _raw::JSON END AS j FROM batch)",
+        f"s AS (SELECT *, json_extract(j, [{multi}]) AS _parts FROM s0)",
+    ]
     ctes += _unwrap_stages(top, "s")
     last = f"z_{top[0][0]}" if top else "s"
     if nested:
@@ -161,6 +163,9 @@ def decode_sql(contract: Contract) -> str:
     for column in contract.columns:
         sources = [value_of(p) for p in column.source_paths if p != KAFKA_TIMESTAMP]
         raw = f"COALESCE({', '.join(sources)})" if sources else "NULL::JSON"
+        if contract.missing_markers:  # a portal's "-" is a missing value, not a value of the wrong type
+            markers = ", ".join("'" + m.replace("'", "''") + "'" for m in contract.missing_markers)
+            raw = f"CASE WHEN jtext({raw}) IN ({markers}) THEN NULL ELSE {raw} END"
         raws.append(f"{raw} AS r_{column.name}, jtext({raw}) AS t_{column.name}")
         value, wrong = _cast_sql(column, contract, f"r_{column.name}")
         selects.append(f'{value} AS "{column.name}"')

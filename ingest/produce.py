@@ -15,10 +15,60 @@ from ingest.decode import SOURCE_TZ_HEADER
 from ingest.simulate import Record
 
 
+def _decode_text(data: bytes) -> str:
+    """UTF-8 (with or without BOM), else CP949 — what Korean portals serve. Latin-1 files are not guessed."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        try:
+            return data.decode("cp949")
+        except UnicodeDecodeError as exc:
+            raise BadRequest("file is neither UTF-8 nor CP949", hint="re-encode it as UTF-8") from exc
+
+
+def _portal_items(document: dict) -> list | None:
+    """Rows of a Korean public-data-portal envelope (``response/header/resultCode``, ``body/items[/item]``)."""
+    response = document.get("response")
+    if not isinstance(response, dict) or "body" not in response and "header" not in response:
+        return None
+    header = response.get("header") or {}
+    if str(header.get("resultCode", "00")) not in ("00", "0"):
+        raise BadRequest(
+            f"the portal answered {header.get('resultCode')}: {header.get('resultMsg')}",
+            hint="fix the request (service key, parameters) and fetch the file again",
+        )
+    items = (response.get("body") or {}).get("items") or []
+    if isinstance(items, dict):  # the XML-to-JSON style: items: {item: [...] | {...}}
+        items = items.get("item") or []
+    return items if isinstance(items, list) else [items]
+
+
+def _xml_items(text: str) -> list[dict]:
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(text)
+    code = root.findtext("header/resultCode")
+    if code not in (None, "00", "0"):
+        raise BadRequest(
+            f"the portal answered {code}: {root.findtext('header/resultMsg')}",
+            hint="fix the request (service key, parameters) and fetch the file again",
+        )
+    return [{child.tag: child.text for child in item} for item in root.iterfind("body/items/item")]
+
+
 def entities_from_file(path: Path) -> Iterator[dict | str]:
-    """Entities in a file: a JSON array, one JSON object (an entity or an NGSI v2 notification with ``data``),
-    or JSON lines. A line that is not valid JSON is yielded as text so that it is quarantined, not lost."""
-    text = path.read_text(encoding="utf-8-sig")
+    """Entities in a file: a JSON array, one JSON object (an entity, an NGSI notification with ``data``, or a
+    Korean portal envelope), JSON lines, portal XML, or CSV (UTF-8, UTF-8 with BOM or CP949). A line that is
+    not valid JSON is yielded as text so that it is quarantined, not lost."""
+    text = _decode_text(path.read_bytes())
+    if path.suffix.lower() == ".csv":
+        import csv
+
+        yield from csv.DictReader(text.splitlines())
+        return
+    if text.lstrip().startswith("<"):
+        yield from _xml_items(text)
+        return
     try:
         document = json.loads(text)
     except json.JSONDecodeError:
@@ -34,6 +84,8 @@ def entities_from_file(path: Path) -> Iterator[dict | str]:
         yield from document
     elif isinstance(document, dict) and isinstance(document.get("data"), list):
         yield from document["data"]  # an NGSI v2 / NGSI-LD notification
+    elif isinstance(document, dict) and (items := _portal_items(document)) is not None:
+        yield from items
     else:
         yield document
 
@@ -42,7 +94,7 @@ def records_from_file(path: Path) -> list[Record]:
     records = []
     for entity in entities_from_file(path):
         if isinstance(entity, dict):
-            key = str(entity.get("id", "")).encode() or None
+            key = str(entity.get("id") or entity.get("stationName") or "").encode() or None
             records.append(Record(key or b"", json.dumps(entity, ensure_ascii=False).encode()))
         else:
             records.append(Record(b"", str(entity).encode()))

@@ -201,38 +201,79 @@ def _mobility_trips(rng: np.random.Generator, count: int, start: datetime) -> li
     return out
 
 
+def _kr_air_quality(rng: np.random.Generator, count: int, start: datetime) -> list[dict]:
+    """Rows as Korea's public data portal serves them: strings everywhere, '-' plus a flag when missing."""
+    readings = _air_quality(rng, count, start)
+    sites = stations("airkorea_seoul")
+    site, _ = _slots(count, len(sites), start, timedelta(hours=1))
+    broken = rng.random(count) < 0.03  # a communication failure now and then, as in the real feed
+    out = []
+    for i, reading in enumerate(readings):
+        local = datetime.fromisoformat(reading["dateObserved"].replace("Z", "+00:00")) + SEOUL
+        pm_missing = bool(broken[i])
+        out.append(
+            {
+                "sidoName": "서울",
+                "stationName": sites[site[i]]["station_name"],
+                "dataTime": local.strftime("%Y-%m-%d %H:00"),
+                "pm10Value": "-" if pm_missing else f"{reading['pm10']:.0f}",
+                "pm25Value": "-" if pm_missing else f"{reading['pm25']:.0f}",
+                "pm10Flag": "통신장애" if pm_missing else None,
+                "pm25Flag": "통신장애" if pm_missing else None,
+                "o3Value": f"{reading['o3'] / 1960:.3f}",
+                "no2Value": f"{reading['no2'] / 1880:.3f}",
+                "coValue": f"{reading['co']:.1f}",
+                "so2Value": f"{reading['so2'] / 2620:.3f}",
+                "khaiValue": "-" if pm_missing else str(reading["airQualityIndex"]),
+                "khaiGrade": None if pm_missing else str(min(4, 1 + reading["airQualityIndex"] // 50)),
+            }
+        )
+    return out
+
+
 GENERATORS: dict[str, Callable[[np.random.Generator, int, datetime], list[dict]]] = {
     "air_quality": _air_quality,
     "traffic_flow": _traffic_flow,
     "parking_spots": _parking_spots,
     "mobility_trips": _mobility_trips,
+    "kr_air_quality": _kr_air_quality,
 }
 
 # A realistic hour of each feed, for the demo.
-HOURLY_VOLUME = {"air_quality": 40, "traffic_flow": 2400, "parking_spots": 3000, "mobility_trips": 1500}
+HOURLY_VOLUME = {
+    "air_quality": 40,
+    "kr_air_quality": 40,
+    "traffic_flow": 2400,
+    "parking_spots": 3000,
+    "mobility_trips": 1500,
+}
 
 # What each bad kind does to a record: (field to break, replacement). None = remove the field.
 _BREAKS = {
     "out_of_range": {
         "air_quality": ("pm10", 5000.0),
+        "kr_air_quality": ("pm10Value", "5000"),
         "traffic_flow": ("intensity", -5),
         "parking_spots": ("location", {"type": "Point", "coordinates": [400.0, 37.5]}),
         "mobility_trips": ("distance", -10.0),
     },
     "missing_field": {
         "air_quality": ("dateObserved", None),
+        "kr_air_quality": ("dataTime", None),
         "traffic_flow": ("intensity", None),
         "parking_spots": ("status", None),
         "mobility_trips": ("riderId", None),
     },
     "wrong_type": {
         "air_quality": ("pm25", "n/a"),
+        "kr_air_quality": ("no2Value", "n/a"),
         "traffic_flow": ("occupancy", "high"),
         "parking_spots": ("location", "here"),
         "mobility_trips": ("fare", "free"),
     },
     "unknown_value": {
         "air_quality": ("airQualityLevel", "smoky"),
+        "kr_air_quality": ("khaiGrade", "9"),
         "traffic_flow": ("laneDirection", "up"),
         "parking_spots": ("status", "maybe"),
         "mobility_trips": ("vehicleType", "horse"),
@@ -304,5 +345,5 @@ def simulate(
             value = _break(entity, contract.id, kind)
         else:
             value = json.dumps(entity, ensure_ascii=False).encode()
-        records.append(Record(entity["id"].encode(), value))
+        records.append(Record(str(entity.get("id") or entity.get("stationName")).encode(), value))
     return records, planted
