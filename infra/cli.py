@@ -146,6 +146,25 @@ def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
+    from catalog.sources import PollSource, get_source
+    from ingest.poll import poll
+
+    if args.dataset:
+        source = PollSource(
+            id=args.source.rstrip("/").rsplit("/", 1)[-1] or "source",
+            dataset=args.dataset,
+            url=args.source,
+            description="given on the command line",
+            source_tz=args.source_tz,
+        )
+    else:
+        source = get_source(args.source)
+    result = poll(settings, source)
+    print(f"{result.source}: {result.status}" + (f", {result.records} record(s)" if result.records else ""))
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -212,6 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["show", "replay"])
     p.add_argument("dataset")
     p.set_defaults(func=cmd_quarantine)
+
+    p = sub.add_parser("poll", help="fetch an open-data source and produce its records unless unchanged")
+    p.add_argument("source", help="a source id from catalog/sources.py, or a URL or file with --dataset")
+    p.add_argument("--dataset", help="dataset whose topic receives the records (for a URL or file)")
+    p.add_argument("--source-tz", help="zone of timestamps that carry none")
+    p.set_defaults(func=cmd_poll)
 
     p = sub.add_parser("serve", help="serve the API")
     p.add_argument("--port", type=int)

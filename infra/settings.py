@@ -52,6 +52,9 @@ class Settings(BaseSettings):
         "",
         description="Extra folders (os.pathsep-separated) of contract modules added to the built-in catalog.",
     )
+    data_go_kr_key: str | None = Field(
+        None, description="Service key of Korea's public data portal (data.go.kr), filled into source URLs."
+    )
     crash_point: str | None = Field(
         None,
         description="Test hook: `STEP[:N]` kills the landing process (SIGKILL) at the N-th time it reaches STEP "

@@ -56,12 +56,17 @@ def _xml_items(text: str) -> list[dict]:
     return [{child.tag: child.text for child in item} for item in root.iterfind("body/items/item")]
 
 
-def entities_from_file(path: Path) -> Iterator[dict | str]:
+def entities_from_file(path: Path) -> Iterable[dict | str]:
     """Entities in a file: a JSON array, one JSON object (an entity, an NGSI notification with ``data``, or a
     Korean portal envelope), JSON lines, portal XML, or CSV (UTF-8, UTF-8 with BOM or CP949). A line that is
     not valid JSON is yielded as text so that it is quarantined, not lost."""
-    text = _decode_text(path.read_bytes())
-    if path.suffix.lower() == ".csv":
+    return entities_from_bytes(path.read_bytes(), path.suffix)
+
+
+def entities_from_bytes(data: bytes, suffix: str = "") -> Iterator[dict | str]:
+    """:func:`entities_from_file` for content fetched from elsewhere (``suffix`` hints the format)."""
+    text = _decode_text(data)
+    if suffix.lower() == ".csv" or (not suffix and _looks_like_csv(text)):
         import csv
 
         yield from csv.DictReader(text.splitlines())
@@ -90,9 +95,19 @@ def entities_from_file(path: Path) -> Iterator[dict | str]:
         yield document
 
 
+def _looks_like_csv(text: str) -> bool:
+    first = text.lstrip()[:1]
+    return first not in ("{", "[", "<", "") and "," in text.splitlines()[0]
+
+
 def records_from_file(path: Path) -> list[Record]:
+    return records_from_entities(entities_from_file(path))
+
+
+def records_from_entities(entities: Iterable[dict | str]) -> list[Record]:
+    """Kafka records keyed by entity id (or station name): the same entity always lands in one partition."""
     records = []
-    for entity in entities_from_file(path):
+    for entity in entities:
         if isinstance(entity, dict):
             key = str(entity.get("id") or entity.get("stationName") or "").encode() or None
             records.append(Record(key or b"", json.dumps(entity, ensure_ascii=False).encode()))

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from catalog import all_contracts
+from catalog.sources import SOURCES
 from infra.airflow import DAGS_FOLDER
 
 
@@ -19,7 +20,10 @@ def _dagbag():
 def test_dagbag_has_one_dag_per_dataset_and_no_import_errors():
     bag = _dagbag()
     assert bag.import_errors == {}
-    assert sorted(bag.dag_ids) == sorted(c.dag_id for c in all_contracts())
+    assert sorted(bag.dag_ids) == sorted([c.dag_id for c in all_contracts()] + ["cityhub_open_data_poll"])
+    poll = bag.dags["cityhub_open_data_poll"]
+    assert {t.task_id for t in poll.tasks} == {f"poll_{s.id}" for s in SOURCES}
+    assert "cityhub" in poll.tags and all(t.retries >= 2 for t in poll.tasks)
     for contract in all_contracts():
         dag = bag.dags[contract.dag_id]
         assert [t.task_id for t in dag.topological_sort()] == ["consume", "validate", "land", "publish"]
