@@ -65,10 +65,6 @@ class Slice:
     resumed_from: str | None = None  # run id of an unfinished run whose offsets this run completes
     replace: bool = False  # a replay: landed chunks are rewritten with what the current code makes of them
 
-    @property
-    def message_count(self) -> int:
-        return sum(p.end - p.start for p in self.partitions)
-
     def describe(self) -> str:
         return ", ".join(f"p{p.partition}[{p.start},{p.end})" for p in self.partitions) or "nothing new"
 
