@@ -101,6 +101,14 @@ def ensure_topics(settings: Settings, topics: Iterable[str]) -> list[str]:
         client.close()
 
 
+def existing_topics(settings: Settings) -> set[str]:
+    client = consumer(settings)
+    try:
+        return set(client.topics())
+    finally:
+        client.close()
+
+
 def partitions_of(kafka_consumer: KafkaConsumer, topic: str, wait_s: float = 10.0) -> list[TopicPartition]:
     deadline = time.monotonic() + wait_s
     while True:

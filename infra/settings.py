@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     def topic_for(self, dataset_id: str) -> str:
         return f"{self.topic_prefix}{dataset_id}"
 
+    def dead_letter_topic_for(self, dataset_id: str) -> str:
+        """Where producers put records they could not deliver properly; landing quarantines all of them."""
+        return f"{self.topic_prefix}dlq.{dataset_id}"
+
     def pseudonym_key(self) -> bytes:
         """The HMAC key: from the variable, else the key file (created with a random key in dev)."""
         if self.hmac_key:

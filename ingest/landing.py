@@ -123,8 +123,9 @@ def load_slice(path: Path) -> Slice:
     )
 
 
-def plan_slice(settings: Settings, contract: Contract, run_id: str) -> Path:
-    """Record the offsets this run lands; an existing record for ``run_id`` is reused unchanged."""
+def plan_slice(settings: Settings, contract: Contract, run_id: str, topic: str | None = None) -> Path:
+    """Record the offsets this run lands (of the dataset's topic, or ``topic`` such as its dead-letter topic);
+    an existing record for ``run_id`` is reused unchanged."""
     path = run_dir(settings, contract.id, run_id) / "slice.json"
     if path.exists():
         log.info("reusing recorded slice", extra={"dataset": contract.id, "run_id": run_id})
@@ -146,7 +147,7 @@ def plan_slice(settings: Settings, contract: Contract, run_id: str) -> Path:
             extra={"dataset": contract.id, "run_id": run_id},
         )
         return path
-    topic = settings.topic_for(contract.id)
+    topic = topic or settings.topic_for(contract.id)
     consumer = kafka_io.consumer(settings)
     try:
         tps = kafka_io.partitions_of(consumer, topic)
@@ -235,6 +236,8 @@ def stage(settings: Settings, contract: Contract, slice_path: Path) -> list[Path
                     continue  # the crashed run landed this chunk completely before it died
                 messages = _fetch_range(consumer, tp, first, end)
                 decoded = decode_messages(messages, contract, settings.max_message_bytes)
+                if recorded.topic == settings.dead_letter_topic_for(contract.id):
+                    decoded = _mark_dead_letters(decoded)
                 table = pseudonymise(decoded, contract, key, settings.hmac_key_version)
                 name = lake.file_name(recorded.topic, part.partition, first, end)
                 seen = pa.concat_tables([*staged_keys, landed_readings(settings, contract, table, name)])
@@ -247,6 +250,13 @@ def stage(settings: Settings, contract: Contract, slice_path: Path) -> list[Path
     finally:
         consumer.close()
     return paths
+
+
+def _mark_dead_letters(table: pa.Table) -> pa.Table:
+    """Records from the dead-letter topic are quarantined whatever they contain; their own problems stay named."""
+    errors = table.column("_decode_error")
+    marked = pc.if_else(pc.is_null(errors), "dead_letter", pc.binary_join_element_wise("dead_letter", errors, ";"))
+    return table.set_column(table.column_names.index("_decode_error"), "_decode_error", marked)
 
 
 def _landed_by(ledger: Path, recorded: Slice) -> bool:
@@ -437,13 +447,13 @@ def publish(settings: Settings, contract: Contract, result: LandResult) -> Path:
     return path
 
 
-def land_once(settings: Settings, contract: Contract, run_id: str) -> LandResult:
+def land_once(settings: Settings, contract: Contract, run_id: str, topic: str | None = None) -> LandResult:
     """consume → validate → land → publish in one process (what ``cityhub ingest`` does per dataset).
 
     Unlike a DAG run, nobody reruns these tasks one by one, so the run's scratch files go once it landed and
     an empty run leaves nothing behind (a long-running ingest polls every few seconds).
     """
-    slice_path = plan_slice(settings, contract, run_id)
+    slice_path = plan_slice(settings, contract, run_id, topic)
     if not load_slice(slice_path).partitions:
         shutil.rmtree(slice_path.parent)
         return LandResult(contract.id, run_id)

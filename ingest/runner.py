@@ -13,6 +13,7 @@ import time
 from kafka.errors import KafkaError
 
 from catalog import all_contracts, get_contract
+from infra import kafka as kafka_io
 from infra.errors import BrokerError, LandingError
 from infra.settings import Settings
 from ingest.landing import LandResult, land_once, new_run_id
@@ -25,7 +26,13 @@ def _land_with_retry(settings: Settings, contract, until_idle: bool) -> LandResu
     delay, waited = 1.0, 0.0
     while True:
         try:
-            return land_once(settings, contract, new_run_id())
+            result = land_once(settings, contract, new_run_id())
+            dead_letters = settings.dead_letter_topic_for(contract.id)
+            if dead_letters in kafka_io.existing_topics(settings):
+                extra = land_once(settings, contract, new_run_id("dlq"), topic=dead_letters)
+                result.clean_rows += extra.clean_rows
+                result.quarantined_rows += extra.quarantined_rows
+            return result
         except LandingError as exc:
             # Disk full or unwritable: nothing was committed; a one-shot run reports it, a service waits.
             if until_idle or exc.code != "lake_write_failed":

@@ -82,3 +82,23 @@ def test_each_bad_record_among_10k_is_quarantined_alone_with_its_reason(settings
         assert EXPECTED_REASON[kind] in row["_reason"], (kind, row["_reason"])
     assert by_kind["oversized_message"]["_raw"] is None and by_kind["invalid_utf8"]["_raw"] is None
     assert by_kind["wrong_type"]["_raw"] == BAD["wrong_type"].value.decode()
+
+
+def test_records_sent_to_the_dead_letter_topic_land_in_quarantine(settings):
+    from infra.kafka import ensure_topics
+    from ingest.produce import send as produce
+
+    contract = get_contract("air_quality")
+    produce(settings, contract, simulate(contract, 100, seed=71)[0])
+    dead = simulate(contract, 3, seed=72)[0] + [BAD["malformed_json"]]
+    dlq = settings.model_copy(update={"topic_prefix": settings.topic_prefix + "dlq."})
+    ensure_topics(settings, [settings.dead_letter_topic_for(contract.id)])
+    produce(dlq, contract, dead)  # the dead-letter topic is prefix + "dlq." + dataset
+    assert ingest_loop(settings, ["air_quality"])["air_quality"] == (100, 4)
+    reasons = sorted(
+        r["_reason"]
+        for f in (settings.lake / "quarantine" / "air_quality").rglob("*.parquet")
+        for r in pq.read_table(f).to_pylist()
+    )
+    assert reasons[:3] == ["ExpectColumnValuesToBeNull(_decode_error)=dead_letter"] * 3
+    assert reasons[3].startswith("ExpectColumnValuesToBeNull(_decode_error)=dead_letter;malformed_json;")
