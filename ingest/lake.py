@@ -41,14 +41,21 @@ def ledger_entry(lake: Path, dataset_id: str, topic: str, partition: int, first:
     return ledger_dir(lake, dataset_id) / file_name(topic, partition, first, end).replace(".parquet", ".json")
 
 
-def landed_ends(lake: Path, dataset_id: str, topic: str) -> dict[int, int]:
-    """Per partition, one past the highest offset of a completely landed chunk."""
-    ends: dict[int, int] = {}
+def ledger_chunks(lake: Path, dataset_id: str, topic: str) -> list[tuple[int, int, int, Path]]:
+    """(partition, first, end, ledger entry) of every completely landed chunk of ``topic``, in offset order."""
+    chunks = []
     for path in ledger_dir(lake, dataset_id).glob("*.json"):
         match = _NAME.match(path.name.replace(".json", ".parquet"))
         if match and match["topic"] == topic:
-            part = int(match["partition"])
-            ends[part] = max(ends.get(part, 0), int(match["end"]))
+            chunks.append((int(match["partition"]), int(match["first"]), int(match["end"]), path))
+    return sorted(chunks)
+
+
+def landed_ends(lake: Path, dataset_id: str, topic: str) -> dict[int, int]:
+    """Per partition, one past the highest offset of a completely landed chunk."""
+    ends: dict[int, int] = {}
+    for partition, _, end, _ in ledger_chunks(lake, dataset_id, topic):
+        ends[partition] = max(ends.get(partition, 0), end)
     return ends
 
 

@@ -361,9 +361,15 @@ def _write_zone(
     return written
 
 
+def _chunk_of(staged: Path) -> tuple[int, int, int]:
+    """(partition, first, end) from a staging file's name ``<partition>-<first>-<end>[.validated].parquet``."""
+    partition, first, end = (int(x) for x in staged.name.split(".")[0].split("-"))
+    return partition, first, end
+
+
 def _land_chunk(settings: Settings, contract: Contract, recorded: Slice, path: Path) -> tuple[int, int, list[str]]:
     """Land one validated chunk: both zones' files, then its ledger entry. Returns (clean, quarantined, files)."""
-    partition, first, end = (int(x) for x in path.name.split(".")[0].split("-"))
+    partition, first, end = _chunk_of(path)
     table = pq.read_table(path)
     bad = pc.is_valid(table.column("_reason"))
     clean, quarantined = table.filter(pc.invert(bad)), table.filter(bad)
@@ -404,7 +410,7 @@ def land_validated(settings: Settings, contract: Contract, slice_path: Path, val
         for path in validated:
             clean, quarantined, files = _land_chunk(settings, contract, recorded, path)
             crash_hook(settings, "after_ledger")
-            partition, first, end = (int(x) for x in path.name.split(".")[0].split("-"))
+            partition, first, end = _chunk_of(path)
             _commit(consumer, TopicPartition(recorded.topic, partition), end)
             crash_hook(settings, "after_commit")
             result.clean_rows += clean

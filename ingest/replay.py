@@ -35,16 +35,8 @@ from ingest.landing import (
 
 def landed_chunks(settings: Settings, contract: Contract) -> list[tuple[int, int, int, dict]]:
     """(partition, first, end, ledger entry) of every landed chunk of the dataset's topic."""
-    topic = settings.topic_for(contract.id)
-    chunks = []
-    for path in lake.ledger_dir(settings.lake, contract.id).glob("*.json"):
-        stem = path.name.removesuffix(".json")
-        name_topic, partition, span = stem.rsplit("+", 2)
-        if name_topic != topic:
-            continue
-        first, end = span.split("-")
-        chunks.append((int(partition), int(first), int(end), json.loads(path.read_text())))
-    return sorted(chunks, key=lambda c: c[:3])
+    chunks = lake.ledger_chunks(settings.lake, contract.id, settings.topic_for(contract.id))
+    return [(p, first, end, json.loads(path.read_text())) for p, first, end, path in chunks]
 
 
 def reland(settings: Settings, contract: Contract, chunks: list[tuple[int, int, int]], prefix: str) -> LandResult:
