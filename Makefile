@@ -18,7 +18,9 @@ $(UV):
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --python $(PYTHON)
+	# Bytecode compiled once at install: many environments set PYTHONDONTWRITEBYTECODE, and then every
+	# process (each Airflow task, each bench child) would compile Airflow and pandas from source again.
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	touch $@
 
 demo: setup

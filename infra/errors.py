@@ -72,3 +72,7 @@ class NotFound(CityhubError):
 class QueryTimeout(CityhubError):
     status = 504
     code = "query_timeout"
+
+
+class PartitionRevoked(LandingError):
+    code = "partition_revoked"

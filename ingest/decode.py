@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from catalog.contract import KAFKA_TIMESTAMP, Column, Contract
+from catalog.units import conversions_to
 
 SOURCE_TZ_HEADER = "source-tz"
 DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
@@ -34,20 +35,39 @@ DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
 FUTURE_TOLERANCE = timedelta(days=1)
 
 _MACROS = """
-CREATE OR REPLACE MACRO jtext(v) AS CASE
-    WHEN json_type(v) = 'ARRAY' THEN json_extract_string(v, '$[0]') ELSE json_extract_string(v, '$') END;
-CREATE OR REPLACE MACRO geo_coord(g, i) AS CASE
-    WHEN json_extract_string(g, '$.type') = 'Point'
-        THEN TRY_CAST(json_extract_string(g, '$.coordinates[' || i || ']') AS DOUBLE)
+CREATE OR REPLACE MACRO dt_value(v) AS CASE
+    WHEN v IS NULL OR NOT prefix(v, '{') THEN v
+    WHEN json_valid(v) AND json_exists(v, '$."@value"') THEN json_extract_string(v, '$."@value"')
+    ELSE v END;
+CREATE OR REPLACE MACRO ngsi_value(t) AS CASE
+    WHEN t IS NULL OR NOT prefix(t, '{') THEN t
+    WHEN NOT json_valid(t) THEN t
+    WHEN json_exists(t, '$.value') THEN dt_value(json_extract_string(t, '$.value'))
+    WHEN json_exists(t, '$.object') AND json_exists(t, '$.type') THEN json_extract_string(t, '$.object')
+    WHEN json_exists(t, '$."@value"') THEN json_extract_string(t, '$."@value"')
+    ELSE t END;
+CREATE OR REPLACE MACRO ngsi_unit(t) AS CASE
+    WHEN t IS NULL OR NOT prefix(t, '{') THEN NULL
+    WHEN json_valid(t) THEN COALESCE(json_extract_string(t, '$.unitCode'),
+                                     json_extract_string(t, '$.metadata.unitCode.value')) END;
+CREATE OR REPLACE MACRO json_member(t, path) AS CASE
+    WHEN t IS NOT NULL AND prefix(t, '{') AND json_valid(t) THEN json_extract_string(t, path) END;
+CREATE OR REPLACE MACRO jtext(t) AS CASE
+    WHEN t IS NOT NULL AND prefix(t, '[') AND json_valid(t) THEN json_extract_string(t, '$[0]') ELSE t END;
+CREATE OR REPLACE MACRO geo_coords(g) AS CASE
+    WHEN g IS NULL OR NOT prefix(g, '{') OR NOT json_valid(g) THEN NULL
+    WHEN json_extract_string(g, '$.type') = 'Point' THEN [TRY_CAST(json_extract(g, '$.coordinates') AS DOUBLE[])]
     WHEN json_extract_string(g, '$.type') IN ('LineString', 'MultiPoint')
-        THEN list_avg(list_transform(json_extract(g, '$.coordinates[*][' || i || ']'),
-                                     lambda c: TRY_CAST(c AS DOUBLE)))
+        THEN TRY_CAST(json_extract(g, '$.coordinates') AS DOUBLE[][])
     END;
-CREATE OR REPLACE MACRO parse_time(s, tz) AS CASE
-    WHEN s IS NULL THEN NULL
-    WHEN regexp_matches(split_part(s, '/', 1), '[T ]\\d\\d:\\d\\d(:\\d\\d(\\.\\d+)?)?([Zz]|[+-]\\d\\d(:?\\d\\d)?)$')
-        THEN TRY_CAST(split_part(s, '/', 1) AS TIMESTAMPTZ)
-    ELSE timezone(tz, TRY_CAST(split_part(s, '/', 1) AS TIMESTAMP)) END;
+CREATE OR REPLACE MACRO geo_coord(points, i) AS list_avg(list_transform(points, lambda p: p[i + 1]));
+CREATE OR REPLACE MACRO parse_time_part(p, tz) AS CASE
+    WHEN p IS NULL THEN NULL
+    WHEN suffix(p, 'Z') OR suffix(p, 'z') THEN TRY_CAST(p AS TIMESTAMPTZ)
+    WHEN regexp_matches(p, '[T ]\\d\\d:\\d\\d(:\\d\\d(\\.\\d+)?)?[+-]\\d\\d(:?\\d\\d)?$')
+        THEN TRY_CAST(p AS TIMESTAMPTZ)
+    ELSE timezone(tz, TRY_CAST(p AS TIMESTAMP)) END;
+CREATE OR REPLACE MACRO parse_time(s, tz) AS parse_time_part(split_part(s, '/', 1), tz);
 """
 
 
@@ -63,56 +83,46 @@ class Message:
     source_tz: str | None = None
 
 
-def _quote_path(path: str) -> str:
-    return ".".join(f'"{part}"' for part in path.split("."))
+def _json_path(path: str) -> str:
+    return "$." + ".".join(f'"{part}"' for part in path.split("."))
 
 
-def _unwrap_stages(pairs: list[tuple[str, str]], source: str) -> list[str]:
-    """Three CTE stages taking each ``(name, extract_sql)`` to its bare JSON value.
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
-    Each stage computes a column once and the next stage refers to it by name, so the expression tree stays
-    linear in the number of columns (nesting the same steps as SQL macros made DuckDB plan for seconds).
-    """
-    if not pairs:
-        return []
-    extract = ", ".join(f"{sql} AS e_{name}" for name, sql in pairs)
-    envelope = ", ".join(
-        f"CASE WHEN json_type(e_{n}) = 'OBJECT' AND json_exists(e_{n}, '$.value') THEN json_extract(e_{n}, '$.value')"
-        f" WHEN json_type(e_{n}) = 'OBJECT' AND json_exists(e_{n}, '$.object') AND json_exists(e_{n}, '$.type')"
-        f" THEN json_extract(e_{n}, '$.object') ELSE e_{n} END AS u_{n}"
-        for n, _ in pairs
+
+def _unit_sql(column: Column, value: str, unit: str) -> tuple[str, str]:
+    """(value in the column's canonical unit, unknown-unit condition) given the reading's own ``unit`` code."""
+    known = conversions_to(column.unit or "")
+    cases = " ".join(
+        f"WHEN {unit} = {_sql_text(code)} THEN {value} * {scale!r} + {offset!r}"
+        for code, (scale, offset) in sorted(known.items())
+        if (scale, offset) != (1.0, 0.0)
     )
-    typed = ", ".join(
-        f"CASE WHEN json_type(u_{n}) = 'NULL' THEN NULL"
-        f" WHEN json_type(u_{n}) = 'OBJECT' AND json_exists(u_{n}, '$.\"@value\"')"
-        f" THEN json_extract(u_{n}, '$.\"@value\"') ELSE u_{n} END AS w_{n}"
-        for n, _ in pairs
-    )
-    tag = pairs[0][0]
-    return [
-        f"x_{tag} AS (SELECT *, {extract} FROM {source})",
-        f"y_{tag} AS (SELECT *, {envelope} FROM x_{tag})",
-        f"z_{tag} AS (SELECT *, {typed} FROM y_{tag})",
-    ]
+    codes = ", ".join(map(_sql_text, known))
+    converted = f"CASE WHEN {unit} IS NULL THEN {value} {cases} WHEN {unit} IN ({codes}) THEN {value} END"
+    unknown = f"{unit} IS NOT NULL AND {unit} NOT IN ({codes})"
+    return converted, unknown
 
 
-def _cast_sql(column: Column, contract: Contract, raw: str) -> tuple[str, str | None]:
-    """(value expression, wrong-type condition) for one column whose bare JSON value is ``raw``."""
+def _cast_sql(column: Column, contract: Contract, points: str = "") -> tuple[str, list[str]]:
+    """(value expression, [problem expressions]) for one column whose bare text is ``t_<name>``."""
     text = f"t_{column.name}"
     kind = column.kind
+    wrong = lambda value: f"CASE WHEN {text} IS NOT NULL AND {value} IS NULL THEN 'wrong_type:{column.name}' END"  # noqa: E731
     if kind == "string":
-        return text, None
+        return text, []
     if kind == "entity_id":
-        type_sql = f"COALESCE(json_extract_string(j, '$.type'), '{contract.entity_type}')"
-        return (
-            f"CASE WHEN {text} LIKE 'urn:%' THEN {text} ELSE 'urn:ngsi-ld:' || {type_sql} || ':' || {text} END",
-            None,
-        )
+        type_sql = f"COALESCE(_entity_type, {_sql_text(contract.entity_type)})"
+        return f"CASE WHEN {text} LIKE 'urn:%' THEN {text} ELSE 'urn:ngsi-ld:' || {type_sql} || ':' || {text} END", []
     if kind in ("lon", "lat"):
-        value = f"geo_coord({raw}, {0 if kind == 'lon' else 1})"
+        value = f"geo_coord({points}, {0 if kind == 'lon' else 1})"
     elif kind == "float":
         # NaN and ±Infinity are no measurement: treated as a value of the wrong type
         value = f"CASE WHEN isfinite(TRY_CAST({text} AS DOUBLE)) THEN TRY_CAST({text} AS DOUBLE) END"
+        if column.unit:
+            converted, unknown = _unit_sql(column, value, f"unit_{column.name}")
+            return converted, [wrong(value), f"CASE WHEN {unknown} THEN 'unknown_unit:{column.name}' END"]
     elif kind == "int":
         value = f"TRY_CAST(TRY_CAST({text} AS DOUBLE) AS BIGINT)"
     elif kind == "bool":
@@ -120,62 +130,66 @@ def _cast_sql(column: Column, contract: Contract, raw: str) -> tuple[str, str | 
     elif kind == "timestamp":
         value = f"parse_time({text}, _source_tz)"
         if KAFKA_TIMESTAMP in column.source_paths:
-            return f"COALESCE({value}, _kafka_ts::TIMESTAMPTZ)", f"{text} IS NOT NULL AND {value} IS NULL"
+            return f"COALESCE({value}, _kafka_ts::TIMESTAMPTZ)", [wrong(value)]
     else:  # pragma: no cover - Kind is a closed Literal
         raise ValueError(kind)
-    return value, f"{raw} IS NOT NULL AND {value} IS NULL"
+    return value, [wrong(value)]
 
 
 def decode_sql(contract: Contract) -> str:
-    """The batch-decoding query for ``contract`` (one pass over the batch, staged projections)."""
+    """The batch-decoding query for ``contract``.
+
+    Each document is parsed once, by one multi-path ``json_extract_string`` that yields every attribute the
+    contract reads as text. Only attributes that arrive as objects (NGSI normalized form, GeoJSON, ``@value``
+    dates) are parsed again, and only on the rows where they are objects: the keyValues rows a city's IoT
+    agents mostly send take the short way through every ``CASE``.
+    """
     paths = sorted({p for c in contract.columns for p in c.source_paths if p != KAFKA_TIMESTAMP})
-    names = {p: f"a{i}" for i, p in enumerate(paths)}
     heads = sorted({p.split(".", 1)[0] for p in paths if "." in p} - set(paths))
-    names.update({h: f"h{i}" for i, h in enumerate(heads)})
-    # one multi-path extract parses each document once, instead of once per attribute
-    top_paths = paths + heads
-    multi = ", ".join(f"'$.{_quote_path(p)}'" for p in top_paths)
-    top = [(names[p], f"_parts[{i + 1}]") for i, p in enumerate(top_paths)]
-    nested = [
-        (
-            f"n{names[p]}",
-            f"json_extract(w_{names[p.split('.', 1)[0]]}, '$.{_quote_path(p.split('.', 1)[1])}')",
-        )
-        for p in paths
-        if "." in p
-    ]
-    ctes = [
-        "s0 AS (SELECT *, CASE WHEN json_valid(_raw) THEN _raw::JSON END AS j FROM batch)",
-        f"s AS (SELECT *, json_extract(j, [{multi}]) AS _parts FROM s0)",
-    ]
-    ctes += _unwrap_stages(top, "s")
-    last = f"z_{top[0][0]}" if top else "s"
-    if nested:
-        ctes += _unwrap_stages(nested, last)
-        last = f"z_{nested[0][0]}"
+    extracted = ["type", *paths, *heads]
+    slot = {p: i for i, p in enumerate(extracted)}
+    multi = ", ".join(_sql_text(_json_path(p)) for p in extracted)
+    texts = ", ".join(f"_p[{i + 1}] AS e{i}" for i in range(len(extracted)))
+    values = ", ".join(f"ngsi_value(e{i}) AS w{i}" for i in range(1, len(extracted)))
+    unit_columns = [c for c in contract.columns if c.kind == "float" and c.unit]
+    units = "".join(
+        f", COALESCE({', '.join(f'ngsi_unit(e{slot[p]})' for p in c.source_paths if p != KAFKA_TIMESTAMP)})"
+        f" AS unit_{c.name}"
+        for c in unit_columns
+        if any(p != KAFKA_TIMESTAMP for p in c.source_paths)
+    )
 
     def value_of(path: str) -> str:
-        if "." in path:
-            return f"COALESCE(w_{names[path]}, w_n{names[path]})"
-        return f"w_{names[path]}"
+        if "." not in path:
+            return f"w{slot[path]}"
+        head, rest = path.split(".", 1)
+        return f"COALESCE(w{slot[path]}, ngsi_value(json_member(w{slot[head]}, {_sql_text(_json_path(rest))})))"
 
-    raws, selects, problems = [], [], []
+    markers = ", ".join(_sql_text(m) for m in contract.missing_markers)
+    # lon and lat read the same location: its coordinates are parsed once, into ``_points<i>``
+    locations = list(dict.fromkeys(c.source_paths for c in contract.columns if c.kind in ("lon", "lat")))
+    first_column = {
+        sources: next(c.name for c in contract.columns if c.kind in ("lon", "lat") and c.source_paths == sources)
+        for sources in locations
+    }
+    points = ", ".join(
+        [f"geo_coords(t_{first_column[s]}) AS _points{i}" for i, s in enumerate(locations)] or ["NULL AS _points0"]
+    )
+    column_texts, selects, problems = [], [], []
     for column in contract.columns:
         sources = [value_of(p) for p in column.source_paths if p != KAFKA_TIMESTAMP]
-        raw = f"COALESCE({', '.join(sources)})" if sources else "NULL::JSON"
-        if contract.missing_markers:  # a portal's "-" is a missing value, not a value of the wrong type
-            markers = ", ".join("'" + m.replace("'", "''") + "'" for m in contract.missing_markers)
-            raw = f"CASE WHEN jtext({raw}) IN ({markers}) THEN NULL ELSE {raw} END"
-        raws.append(f"{raw} AS r_{column.name}, jtext({raw}) AS t_{column.name}")
-        value, wrong = _cast_sql(column, contract, f"r_{column.name}")
+        text = f"jtext(COALESCE({', '.join(sources)}))" if sources else "NULL::VARCHAR"
+        if markers:  # a portal's "-" is a missing value, not a value of the wrong type
+            text = f"CASE WHEN {text} IN ({markers}) THEN NULL ELSE {text} END"
+        column_texts.append(f"{text} AS t_{column.name}")
+        coords = f"_points{locations.index(column.source_paths)}" if column.kind in ("lon", "lat") else ""
+        value, column_problems = _cast_sql(column, contract, coords)
         selects.append(f'{value} AS "{column.name}"')
-        if wrong:
-            problems.append(f"CASE WHEN {wrong} THEN 'wrong_type:{column.name}' END")
-    ctes.append(f"v AS (SELECT *, {', '.join(raws)} FROM {last})")
+        problems += column_problems
     envelope = [
-        "CASE WHEN _envelope_error IS NOT NULL THEN _envelope_error WHEN j IS NULL THEN 'malformed_json'"
-        " WHEN json_type(j) <> 'OBJECT' THEN 'not_an_object' END",
-        f"CASE WHEN json_extract_string(j, '$.type') <> '{contract.entity_type}' THEN 'wrong_entity_type' END",
+        "CASE WHEN _envelope_error IS NOT NULL THEN _envelope_error WHEN NOT _valid THEN 'malformed_json'"
+        " WHEN NOT prefix(ltrim(_raw, ' \t\n\r'), '{') THEN 'not_an_object' END",
+        f"CASE WHEN _entity_type <> {_sql_text(contract.entity_type)} THEN 'wrong_entity_type' END",
     ]
     et = f'"{contract.event_time}"'
     timing = [
@@ -188,17 +202,20 @@ def decode_sql(contract: Contract) -> str:
             "THEN 'event_time_beyond_horizon' END"
         )
     return f"""
-        WITH {", ".join(ctes)}, decoded AS (
-            SELECT {", ".join(selects)},
-                   _topic, _partition, _offset, _kafka_ts,
-                   concat_ws(';', {", ".join(envelope + problems)}) AS _problems,
-                   _raw
-            FROM v
+        WITH s AS (SELECT *, COALESCE(json_valid(_raw), false) AS _valid FROM batch),
+        p AS (SELECT *, CASE WHEN _valid THEN json_extract_string(_raw, [{multi}]) END AS _p FROM s),
+        e AS (SELECT *, {texts} FROM p),
+        w AS (SELECT *, e0 AS _entity_type, {values}{units} FROM e),
+        t AS (SELECT *, {", ".join(column_texts)} FROM w),
+        g AS (SELECT *, {points} FROM t),
+        decoded AS (
+            SELECT {", ".join(selects)}, _kafka_ts,
+                   concat_ws(';', {", ".join(envelope + problems)}) AS _problems
+            FROM g
         )
-        SELECT * EXCLUDE (_problems, _raw),
-               NULLIF(concat_ws(';', NULLIF(_problems, ''), {", ".join(timing)}), '') AS _decode_error,
-               _raw
-        FROM decoded ORDER BY _partition, _offset
+        SELECT * EXCLUDE (_problems, _kafka_ts),
+               NULLIF(concat_ws(';', NULLIF(_problems, ''), {", ".join(timing)}), '') AS _decode_error
+        FROM decoded
     """
 
 
@@ -215,12 +232,43 @@ def _valid_zone(zone: str | None, default: str) -> str:
 def messages_to_arrow(
     messages: Sequence[Message], contract: Contract, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 ) -> pa.Table:
+    """The raw batch as Arrow: payload text plus lineage, before any parsing."""
+    return raw_batch(
+        RawRecords(
+            [m.topic for m in messages],
+            [m.partition for m in messages],
+            [m.offset for m in messages],
+            [m.timestamp_ms for m in messages],
+            [m.value for m in messages],
+            [m.source_tz for m in messages],
+        ),
+        contract,
+        max_bytes,
+    )
+
+
+@dataclass
+class RawRecords:
+    """Fetched Kafka records as columns (what a batch decode needs, without a Python object per record)."""
+
+    topics: list[str]
+    partitions: list[int]
+    offsets: list[int]
+    timestamps_ms: list[int]
+    values: list[bytes | None]
+    zones: list[str | None]
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+
+def raw_batch(records: RawRecords, contract: Contract, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> pa.Table:
     """The raw batch as Arrow: payload text plus lineage, before any parsing.
 
     Payloads that are too large or not UTF-8 are not parsed at all: their ``_raw`` is null and
     ``_envelope_error`` says why (the bytes stay in Kafka, the row's lineage points at them).
     """
-    values = pa.array([m.value for m in messages], pa.binary())
+    values = pa.array(records.values, pa.binary())
     oversized = pc.fill_null(pc.greater(pc.binary_length(values), max_bytes), False)
     envelope = pc.if_else(oversized, "oversized_message", pa.scalar(None, pa.string()))
     values = pc.if_else(oversized, pa.scalar(None, pa.binary()), values)
@@ -230,16 +278,19 @@ def messages_to_arrow(
         bad = [v is not None and not _is_utf8(v) for v in values.to_pylist()]
         envelope = pc.if_else(pa.array(bad), "invalid_utf8", envelope)
         raw = pc.if_else(pa.array(bad), pa.scalar(None, pa.binary()), values).cast(pa.string())
-    zones = {m.source_tz for m in messages}
-    zone_map = {z: _valid_zone(z, contract.source_tz) for z in zones}
+    zone_map = {z: _valid_zone(z, contract.source_tz) for z in set(records.zones)}
+    if len(zone_map) == 1:
+        zones = pa.repeat(next(iter(zone_map.values())), len(records)).cast(pa.string())
+    else:
+        zones = pa.array([zone_map[z] for z in records.zones], pa.string())
     return pa.table(
         {
             "_raw": raw,
-            "_topic": pa.array([m.topic for m in messages], pa.string()),
-            "_partition": pa.array([m.partition for m in messages], pa.int32()),
-            "_offset": pa.array([m.offset for m in messages], pa.int64()),
-            "_kafka_ts": pa.array([m.timestamp_ms for m in messages], pa.timestamp("ms", tz="UTC")),
-            "_source_tz": pa.array([zone_map[m.source_tz] for m in messages], pa.string()),
+            "_topic": pa.array(records.topics, pa.string()),
+            "_partition": pa.array(records.partitions, pa.int32()),
+            "_offset": pa.array(records.offsets, pa.int64()),
+            "_kafka_ts": pa.array(records.timestamps_ms, pa.timestamp("ms", tz="UTC")),
+            "_source_tz": zones,
             "_envelope_error": envelope,
         }
     )
@@ -261,7 +312,10 @@ def decoded_schema(contract: Contract) -> pa.Schema:
 
 
 def decode_batch(batch: pa.Table, contract: Contract) -> pa.Table:
-    """Arrow batch from :func:`messages_to_arrow` → contract columns + lineage + ``_decode_error`` + ``_raw``."""
+    """Arrow batch from :func:`raw_batch` → contract columns + lineage + ``_decode_error`` + ``_raw``.
+
+    DuckDB returns only what it computes, in the batch's row order; lineage and the payload are taken over
+    from the batch as they are (copying 50k payloads through the query would cost more than parsing them)."""
     con = _decoder_db().cursor()
     try:
         con.execute("SET TimeZone = 'UTC'")
@@ -269,7 +323,9 @@ def decode_batch(batch: pa.Table, contract: Contract) -> pa.Table:
         result = con.sql(_decode_sql_cached(contract)).to_arrow_table()
     finally:
         con.close()
-    return result.cast(decoded_schema(contract))
+    schema = decoded_schema(contract)
+    columns = [result.column(f.name) if f.name in result.column_names else batch.column(f.name) for f in schema]
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 _DB: duckdb.DuckDBPyConnection | None = None

@@ -29,6 +29,14 @@ def file_name(topic: str, partition: int, first: int, end: int) -> str:
     return f"{topic}+{partition}+{first:012d}-{end:012d}.parquet"
 
 
+def parse_name(name: str) -> tuple[str, int, int, int] | None:
+    """(topic, partition, first, end) of a lake file or ledger entry name; None for any other file."""
+    match = _NAME.match(name.replace(".json", ".parquet"))
+    if not match:
+        return None
+    return match["topic"], int(match["partition"]), int(match["first"]), int(match["end"])
+
+
 def dataset_dir(lake: Path, zone: str, dataset_id: str) -> Path:
     return lake / zone / dataset_id
 

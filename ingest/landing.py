@@ -123,14 +123,25 @@ def load_slice(path: Path) -> Slice:
     )
 
 
-def plan_slice(settings: Settings, contract: Contract, run_id: str, topic: str | None = None) -> Path:
+def plan_slice(
+    settings: Settings,
+    contract: Contract,
+    run_id: str,
+    topic: str | None = None,
+    partitions: set[int] | None = None,
+) -> Path:
     """Record the offsets this run lands (of the dataset's topic, or ``topic`` such as its dead-letter topic);
-    an existing record for ``run_id`` is reused unchanged."""
+    an existing record for ``run_id`` is reused unchanged. ``partitions`` limits the run to the partitions
+    this process owns in its consumer group (default: all of them)."""
     path = run_dir(settings, contract.id, run_id) / "slice.json"
     if path.exists():
         log.info("reusing recorded slice", extra={"dataset": contract.id, "run_id": run_id})
         return path
-    pending = pending_slices(settings, contract.id)
+    pending = [
+        p
+        for p in pending_slices(settings, contract.id)
+        if partitions is None or {part.partition for part in load_slice(p).partitions} & partitions
+    ]
     if pending:
         # An earlier run died before it finished: land exactly its offsets first, so that the chunks it may
         # have half-written are rewritten under the same names rather than covered by differently cut ones.
@@ -156,6 +167,8 @@ def plan_slice(settings: Settings, contract: Contract, run_id: str, topic: str |
         landed = lake.landed_ends(settings.lake, contract.id, topic)
         parts = []
         for tp in tps:
+            if partitions is not None and tp.partition not in partitions:
+                continue
             landed_end = landed.get(tp.partition, 0)
             if ends[tp] < landed_end:
                 raise BrokerLogWentBackwards(
@@ -277,8 +290,10 @@ def reading_identity(contract: Contract) -> list[str]:
 
 def landed_readings(settings: Settings, contract: Contract, table: pa.Table, chunk_name: str) -> pa.Table:
     """Identities of clean rows already in the lake on the dates ``table`` touches — except the files of this
-    very chunk, which a retry rewrites and which must not count as earlier copies of themselves."""
+    very chunk and of later offsets of its partition: a retry, or a new owner of the partition after a
+    rebalance, must reach the same verdicts the first time did, whichever later chunks exist by now."""
     identity = reading_identity(contract)
+    this = lake.parse_name(chunk_name)
     schema = contract.schema
     empty = pa.schema([schema.field(c) for c in identity]).empty_table()
     times = table.column(contract.event_time).drop_null()
@@ -289,11 +304,17 @@ def landed_readings(settings: Settings, contract: Contract, table: pa.Table, chu
         str(f)
         for date in set(_dates(times).to_pylist())
         for f in (base / f"date={date}").glob("*.parquet")
-        if f.name != chunk_name
+        if not _same_or_later(lake.parse_name(f.name), this)
     ]
     if not files:
         return empty
     return pa.concat_tables(pq.read_table(f, columns=identity, schema=schema) for f in files).cast(empty.schema)
+
+
+def _same_or_later(other: tuple[str, int, int, int] | None, this: tuple[str, int, int, int] | None) -> bool:
+    if other is None or this is None:
+        return False
+    return other[:2] == this[:2] and other[2] >= this[2]
 
 
 def _write_scratch(table: pa.Table, path: Path) -> None:
@@ -368,9 +389,16 @@ def _chunk_of(staged: Path) -> tuple[int, int, int]:
 
 
 def _land_chunk(settings: Settings, contract: Contract, recorded: Slice, path: Path) -> tuple[int, int, list[str]]:
-    """Land one validated chunk: both zones' files, then its ledger entry. Returns (clean, quarantined, files)."""
+    """Land one validated staging file: both zones' files, then its ledger entry."""
     partition, first, end = _chunk_of(path)
-    table = pq.read_table(path)
+    return land_table(settings, contract, recorded, partition, first, end, pq.read_table(path))
+
+
+def land_table(
+    settings: Settings, contract: Contract, recorded: Slice, partition: int, first: int, end: int, table: pa.Table
+) -> tuple[int, int, list[str]]:
+    """Land the validated rows of offsets ``[first, end)`` (a ``_reason`` column, null = clean): both zones'
+    files, then the chunk's ledger entry. Returns (clean, quarantined, files)."""
     bad = pc.is_valid(table.column("_reason"))
     clean, quarantined = table.filter(pc.invert(bad)), table.filter(bad)
     name = lake.file_name(recorded.topic, partition, first, end)

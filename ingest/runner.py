@@ -1,5 +1,9 @@
 """``cityhub ingest``: the landing path in a loop over datasets, until caught up or forever.
 
+Alone, a process lands every partition. With ``group=True`` (``cityhub ingest --group``) it joins the
+landing consumer group and lands only the partitions the group gives it, so several processes split the
+work; a rebalance in the middle of a run loses and duplicates nothing (see :mod:`ingest.group`).
+
 When the broker is paused or unreachable the loop does not crash and restart: it logs one clear line per
 attempt and retries with exponential backoff. ``--until-idle`` gives up after ``CITYHUB_BROKER_WAIT_S``;
 a long-running ingest keeps trying. Whatever a failed attempt had recorded is resumed by the next one.
@@ -14,25 +18,42 @@ from kafka.errors import KafkaError
 
 from catalog import all_contracts, get_contract
 from infra import kafka as kafka_io
-from infra.errors import BrokerError, LandingError
+from infra.errors import BrokerError, LandingError, PartitionRevoked
 from infra.settings import Settings
-from ingest.landing import LandResult, land_once, new_run_id
+from ingest.group import GroupMember
+from ingest.landing import LandResult, new_run_id
+from ingest.stream import land_streaming
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 30.0
 
 
-def _land_with_retry(settings: Settings, contract, until_idle: bool) -> LandResult:
+def _land(settings: Settings, contract, topics: set[str], member: GroupMember | None) -> LandResult:
+    """Land the dataset's topic, then its dead-letter topic if there is one."""
+    result = LandResult(contract.id, "")
+    for topic in (settings.topic_for(contract.id), settings.dead_letter_topic_for(contract.id)):
+        if topic not in topics:
+            continue
+        owned = member.owned(topic) if member else None
+        if owned is not None and not owned:
+            continue
+        run_id = new_run_id("dlq" if topic != settings.topic_for(contract.id) else "ingest")
+        try:
+            landed = land_streaming(settings, contract, run_id, topic, owned, member.commit if member else None)
+        except PartitionRevoked as exc:
+            # Not an error: the partition's new owner lands the rest of the recorded slice.
+            log.info("%s; its new owner lands the rest", exc.message)
+            continue
+        result.clean_rows += landed.clean_rows
+        result.quarantined_rows += landed.quarantined_rows
+    return result
+
+
+def _land_with_retry(settings: Settings, contract, until_idle: bool, member: GroupMember | None) -> LandResult:
     delay, waited = 1.0, 0.0
     while True:
         try:
-            result = land_once(settings, contract, new_run_id())
-            dead_letters = settings.dead_letter_topic_for(contract.id)
-            if dead_letters in kafka_io.existing_topics(settings):
-                extra = land_once(settings, contract, new_run_id("dlq"), topic=dead_letters)
-                result.clean_rows += extra.clean_rows
-                result.quarantined_rows += extra.quarantined_rows
-            return result
+            return _land(settings, contract, kafka_io.existing_topics(settings), member)
         except LandingError as exc:
             # Disk full or unwritable: nothing was committed; a one-shot run reports it, a service waits.
             if until_idle or exc.code != "lake_write_failed":
@@ -60,14 +81,37 @@ def _land_with_retry(settings: Settings, contract, until_idle: bool) -> LandResu
 
 
 def ingest_loop(
-    settings: Settings, dataset_ids: list[str], until_idle: bool = True, interval_s: float = 5.0
+    settings: Settings,
+    dataset_ids: list[str],
+    until_idle: bool = True,
+    interval_s: float = 5.0,
+    group: bool = False,
 ) -> dict[str, tuple[int, int]]:
     contracts = [get_contract(d) for d in dataset_ids] if dataset_ids else all_contracts()
+    member = _join(settings, contracts) if group else None
+    try:
+        return _loop(settings, contracts, until_idle, interval_s, member)
+    finally:
+        if member:
+            member.close()
+
+
+def _join(settings: Settings, contracts) -> GroupMember:
+    existing = kafka_io.existing_topics(settings)
+    topics = [
+        t for c in contracts for t in (settings.topic_for(c.id), settings.dead_letter_topic_for(c.id)) if t in existing
+    ]
+    member = GroupMember(settings, topics)
+    member.wait_for_assignment(timeout_s=max(60.0, settings.broker_wait_s))
+    return member
+
+
+def _loop(settings: Settings, contracts, until_idle: bool, interval_s: float, member) -> dict[str, tuple[int, int]]:
     totals = {c.id: (0, 0) for c in contracts}
     while True:
         landed_any = False
         for contract in contracts:
-            result = _land_with_retry(settings, contract, until_idle)
+            result = _land_with_retry(settings, contract, until_idle, member)
             if result.clean_rows or result.quarantined_rows:
                 landed_any = True
                 clean, quarantined = totals[contract.id]

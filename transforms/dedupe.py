@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 DUPLICATE = "duplicate_reading"
 
@@ -15,7 +16,7 @@ DUPLICATE = "duplicate_reading"
 def mark_duplicates(table: pa.Table, keys: list[str], seen: pa.Table | None = None) -> pa.Table:
     """Flag every row whose ``keys`` occurred in an earlier row of ``table`` (by partition, offset) or in
     ``seen`` (keys already landed). Rows already failing to decode, or with a null key, are left alone."""
-    if table.num_rows == 0:
+    if table.num_rows == 0 or not _may_repeat(table, keys, seen):
         return table
     cols = ", ".join(f'"{k}"' for k in keys)
     valid = " AND ".join([f'"{k}" IS NOT NULL' for k in keys] + ["_decode_error IS NULL"])
@@ -37,3 +38,16 @@ def mark_duplicates(table: pa.Table, keys: list[str], seen: pa.Table | None = No
     finally:
         con.close()
     return result.select(table.column_names).cast(table.schema)
+
+
+def _may_repeat(table: pa.Table, keys: list[str], seen: pa.Table | None) -> bool:
+    """A cheap Arrow check first: most batches repeat nothing, and then the ranking query is not needed."""
+    valid = pc.is_null(table.column("_decode_error"))
+    for key in keys:
+        valid = pc.and_(valid, pc.is_valid(table.column(key)))
+    identities = table.filter(valid).select(keys)
+    if identities.group_by(keys).aggregate([]).num_rows < identities.num_rows:
+        return True
+    if seen is None or seen.num_rows == 0:
+        return False
+    return identities.join(seen.select(keys).cast(identities.schema), keys, join_type="left semi").num_rows > 0

@@ -1,0 +1,213 @@
+"""``cityhub ingest``: the recorded-slice landing of :mod:`ingest.landing`, pipelined for throughput.
+
+Fetching is kafka-python's work and holds the GIL; decoding (DuckDB), validating (Arrow kernels) and writing
+Parquet release it. So while the calling thread fetches chunk k+1, a worker thread decodes, validates and
+lands chunk k. Exactly-once is unchanged: the slice is recorded before anything is read, every chunk lands
+under names derived from its offsets with its ledger entry last, and its end offset is committed only after
+that — by the calling thread, which owns the Kafka clients.
+
+Row-level verdicts come from :mod:`quality.rules` (the GX suite's expectations as Arrow kernels, kept equal
+to GX by a test); the Airflow DAGs run the GX suite itself.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from kafka import TopicPartition
+
+from catalog.contract import Contract
+from infra import kafka as kafka_io
+from infra.errors import BrokerError
+from infra.progress import ProgressLine
+from infra.settings import Settings
+from ingest import lake
+from ingest.decode import SOURCE_TZ_HEADER, RawRecords, decode_batch, raw_batch
+from ingest.landing import (
+    LandResult,
+    Slice,
+    _commit,
+    _landed_by,
+    _mark_dead_letters,
+    crash_hook,
+    land_table,
+    landed_readings,
+    load_slice,
+    plan_slice,
+    publish,
+    reading_identity,
+    run_dir,
+)
+from quality.rules import row_reasons
+from transforms.dedupe import mark_duplicates
+from transforms.pseudonymise import pseudonymise
+
+log = logging.getLogger(__name__)
+Commit = Callable[[TopicPartition, int], None]
+BACKFILL = 100_000  # a slice this long is a backfill: show a progress line (on a terminal)
+
+
+def _zone(headers) -> str | None:
+    for key, value in headers:
+        if key == SOURCE_TZ_HEADER:
+            return value.decode()
+    return None
+
+
+def fetch_chunk(consumer, tp: TopicPartition, first: int, end: int, timeout_s: float = 60.0) -> RawRecords:
+    """Exactly the records ``[first, end)`` of one partition, as columns (no object per record of our own)."""
+    consumer.assign([tp])
+    consumer.seek(tp, first)
+    out = RawRecords([], [], [], [], [], [])
+    next_offset = first
+    deadline = time.monotonic() + timeout_s
+    while next_offset < end:
+        records = consumer.poll(timeout_ms=1000, max_records=end - next_offset).get(tp, [])
+        if not records:
+            if time.monotonic() > deadline:
+                raise BrokerError(
+                    f"{tp.topic} partition {tp.partition}: no records after offset {next_offset} for "
+                    f"{timeout_s:.0f}s although the recorded slice ends at {end}",
+                    hint="the broker may be down or its log truncated; retry once it is back",
+                )
+            continue
+        deadline = time.monotonic() + timeout_s
+        offsets = [r.offset for r in records]
+        keep = bisect.bisect_left(offsets, end)
+        records = records[:keep]
+        out.offsets += offsets[:keep]
+        out.values += [r.value for r in records]
+        out.timestamps_ms += [r.timestamp for r in records]
+        out.zones += [_zone(r.headers) if r.headers else None for r in records]
+        next_offset = offsets[keep - 1] + 1 if keep else end
+    out.topics = [tp.topic] * len(out)
+    out.partitions = [tp.partition] * len(out)
+    return out
+
+
+class ChunkLander:
+    """Decode → pseudonymise → deduplicate → validate → land, for the chunks of one recorded slice in order.
+
+    Runs on the worker thread; the identities of this slice's earlier chunks are remembered so that a reading
+    repeated across chunks lands once, without re-reading files this slice just wrote."""
+
+    def __init__(self, settings: Settings, contract: Contract, recorded: Slice):
+        self.settings, self.contract, self.recorded = settings, contract, recorded
+        self.key = settings.pseudonym_key() if contract.personal_columns else b""
+        self.identity = reading_identity(contract)
+        self.dead_letters = recorded.topic == settings.dead_letter_topic_for(contract.id)
+        self.earlier: list[pa.Table] = []
+
+    def land(self, partition: int, first: int, end: int, batch: pa.Table) -> tuple[int, int, list[str]]:
+        settings, contract = self.settings, self.contract
+        decoded = decode_batch(batch, contract)
+        if self.dead_letters:
+            decoded = _mark_dead_letters(decoded)
+        table = pseudonymise(decoded, contract, self.key, settings.hmac_key_version)
+        name = lake.file_name(self.recorded.topic, partition, first, end)
+        seen = pa.concat_tables([*self.earlier, landed_readings(settings, contract, table, name)])
+        table = mark_duplicates(table, self.identity, seen)
+        self.earlier.append(table.filter(pc.is_null(table.column("_decode_error"))).select(self.identity))
+        crash_hook(settings, "after_stage")
+        table = table.append_column("_reason", row_reasons(table, contract))
+        return land_table(settings, contract, self.recorded, partition, first, end, table)
+
+
+def _chunks(settings: Settings, contract: Contract, recorded: Slice) -> list[tuple[int, int, int]]:
+    chunks = []
+    for part in recorded.partitions:
+        for first, end in part.chunks(recorded.chunk_size):
+            ledger = lake.ledger_entry(settings.lake, contract.id, recorded.topic, part.partition, first, end)
+            if recorded.resumed_from and _landed_by(ledger, recorded):
+                continue  # the crashed run landed this chunk completely before it died
+            chunks.append((part.partition, first, end))
+    return chunks
+
+
+def land_streaming(
+    settings: Settings,
+    contract: Contract,
+    run_id: str,
+    topic: str | None = None,
+    partitions: set[int] | None = None,
+    commit: Commit | None = None,
+) -> LandResult:
+    """Land everything new on the dataset's topic (or ``topic``), limited to ``partitions`` if given.
+
+    ``commit`` commits a chunk's end offset (default: a consumer of the landing group, outside group
+    membership); a consumer-group member passes its own, which raises when the partition was taken away —
+    the slice then stays recorded and whoever owns the partition next lands exactly its remaining chunks."""
+    slice_path = plan_slice(settings, contract, run_id, topic, partitions)
+    recorded = load_slice(slice_path)
+    result = LandResult(contract.id, run_id)
+    if not recorded.partitions:
+        shutil.rmtree(slice_path.parent)
+        return result
+    lander = ChunkLander(settings, contract, recorded)
+    total = sum(p.end - p.start for p in recorded.partitions)
+    progress = ProgressLine(f"{contract.id}", total, min_total=BACKFILL)
+    fetcher = kafka_io.consumer(settings)
+    committer = None
+    if commit is None:
+        committer = kafka_io.consumer(settings)
+        commit = lambda tp, end: _commit(committer, tp, end)  # noqa: E731
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix=f"land-{contract.id}") as worker:
+            in_flight: tuple[int, int, int, Future] | None = None
+            for partition, first, end in _chunks(settings, contract, recorded):
+                records = fetch_chunk(fetcher, TopicPartition(recorded.topic, partition), first, end)
+                # Built here rather than on the worker: turning Python lists into Arrow needs the GIL,
+                # which this thread holds anyway while it fetches.
+                batch = raw_batch(records, contract, settings.max_message_bytes)
+                del records
+                if in_flight:
+                    _finish(settings, contract, recorded, in_flight, commit, result, progress)
+                in_flight = (partition, first, end, worker.submit(lander.land, partition, first, end, batch))
+            if in_flight:
+                _finish(settings, contract, recorded, in_flight, commit, result, progress)
+    finally:
+        fetcher.close()
+        if committer is not None:
+            committer.close()
+    publish(settings, contract, result)
+    _forget_run(settings, contract, recorded, slice_path)
+    return result
+
+
+def _finish(
+    settings, contract, recorded: Slice, in_flight, commit: Commit, result: LandResult, progress: ProgressLine
+) -> None:
+    """Wait for the worker to land a chunk, then commit its end offset."""
+    partition, first, end, future = in_flight
+    clean, quarantined, files = future.result()
+    crash_hook(settings, "after_ledger")
+    commit(TopicPartition(recorded.topic, partition), end)
+    crash_hook(settings, "after_commit")
+    result.clean_rows += clean
+    result.quarantined_rows += quarantined
+    result.files += files
+    progress(end - first)
+    log.info(
+        "landed offsets [%d,%d): %d clean, %d quarantined",
+        first,
+        end,
+        clean,
+        quarantined,
+        extra={"dataset": contract.id, "run_id": recorded.run_id, "partition": partition},
+    )
+
+
+def _forget_run(settings: Settings, contract: Contract, recorded: Slice, slice_path: Path) -> None:
+    """A landed streaming run is never rerun by id (unlike a DAG run): its record goes, and so does that of
+    the unfinished run it completed, so that a service polling every few seconds piles up no run folders."""
+    shutil.rmtree(slice_path.parent, ignore_errors=True)
+    if recorded.resumed_from:
+        shutil.rmtree(run_dir(settings, contract.id, recorded.resumed_from), ignore_errors=True)

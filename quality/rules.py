@@ -1,0 +1,68 @@
+"""The contract's row-level expectations evaluated with ``pyarrow.compute``, for the streaming ingest.
+
+Great Expectations is the reference: the DAGs validate every batch with the GX suite from
+:mod:`quality.suite`. Converting each batch to pandas for GX costs more than fetching it from Kafka, so
+``cityhub ingest`` evaluates the very same :class:`~quality.suite.ExpectationSpec` list as Arrow kernels
+instead. The rows each path quarantines, and the expectation names they give, are the same; a test runs
+both on the same batches to keep it so.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from catalog.contract import Contract
+from infra.errors import QualityError
+from quality.suite import DECODE_CHECK, ExpectationSpec, expectation_specs, required_columns
+
+
+def _failed(spec: ExpectationSpec, column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Rows failing ``spec``; like GX, a null fails only the null checks."""
+    kind, kwargs = spec.type, spec.kwargs
+    if kind == "ExpectColumnValuesToBeNull":
+        return pc.is_valid(column)
+    if kind == "ExpectColumnValuesToNotBeNull":
+        return pc.is_null(column)
+    if kind == "ExpectColumnValuesToBeBetween":
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        checks = []
+        if low is not None:
+            checks.append(pc.less(column, pa.scalar(low).cast(column.type)))
+        if high is not None:
+            checks.append(pc.greater(column, pa.scalar(high).cast(column.type)))
+        failed = checks[0] if len(checks) == 1 else pc.or_(*checks)
+        return pc.fill_null(failed, False)
+    if kind == "ExpectColumnValuesToBeInSet":
+        allowed = pa.array(kwargs["value_set"], column.type)
+        return pc.and_(pc.is_valid(column), pc.invert(pc.is_in(column, value_set=allowed)))
+    raise QualityError(f"no Arrow evaluation for expectation {spec.type}", hint="add it to quality/rules.py")
+
+
+def row_reasons(table: pa.Table, contract: Contract) -> pa.ChunkedArray:
+    """Per row: the failed expectations joined by ``;`` (null for a clean row), as GX would name them."""
+    missing = [c for c in required_columns(contract) if c not in table.column_names]
+    if missing:
+        raise QualityError(
+            f"batch for {contract.id} is unusable: columns {missing} are missing",
+            hint="the decoded batch does not match the contract",
+        )
+    no_reason = pa.scalar(None, pa.string())
+    labels = []
+    for spec in expectation_specs(contract, required_columns(contract)):
+        if not spec.row_level:
+            continue
+        column = table.column(spec.kwargs["column"])
+        failed = _failed(spec, column)
+        if spec.name == DECODE_CHECK:  # the decode problem's kind (never a value) is named with it
+            label = pc.binary_join_element_wise(f"{spec.name}=", column.cast(pa.string()), "")
+        else:
+            label = pa.scalar(spec.name)
+        labels.append(pc.if_else(failed, label, no_reason))
+    if not labels:
+        return pa.chunked_array([pa.nulls(table.num_rows, pa.string())])
+    # null_handling="skip" would be the natural choice, but pyarrow 26 drops the rows where every input is
+    # null (the result comes out shorter than the table); join with "" and tidy the separators instead.
+    joined = pc.binary_join_element_wise(*labels, ";", null_handling="replace", null_replacement="")
+    joined = pc.utf8_trim(pc.replace_substring_regex(joined, ";;+", ";"), ";")
+    return pc.if_else(pc.equal(joined, ""), no_reason, joined)
