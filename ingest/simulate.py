@@ -1,8 +1,9 @@
 """Simulated city feeds: deterministic under a seed, at real station locations, following daily curves.
 
-Readings are NGSI-LD keyValues entities, the form a FIWARE IoT agent publishes. Values follow the contract's
-ranges; a share ``bad_ratio`` of records is deliberately broken in one of the named ``BAD_KINDS`` so that the
-quarantine path is exercised with every demo and test.
+Readings are NGSI-LD keyValues entities, the form a FIWARE IoT agent publishes, or — for the Korean portal
+feeds (kr_air_quality, bike_stations, bike_rentals_hourly) — rows as the portal serves them, strings and all.
+Values follow the contract's ranges; a share ``bad_ratio`` of records is deliberately broken in one of the
+named ``BAD_KINDS`` that apply to the feed, so that the quarantine path is exercised with every demo and test.
 """
 
 from __future__ import annotations
