@@ -135,14 +135,14 @@ def _summary(base: str, contracts, settings: Settings) -> int:
     problems = []
     with httpx.Client(base_url=base, timeout=60) as client:
         listed = {d["id"] for d in client.get("/api/v1/datasets").json()["datasets"]}
-        print(f"\n{'dataset':<16} {'tier':<9} {'landed':>8} {'quarantined':>12} {'api rows':>9}")
+        print(f"\n{'dataset':<20} {'tier':<9} {'landed':>8} {'quarantined':>12} {'api rows':>9}")
         for c in contracts:
             landed, quarantined = (
                 count_zone(settings, c.id, "clean"),
                 count_zone(settings, c.id, "quarantine"),
             )
             rows = api_rows(client, c.id) if c.is_open else "403"
-            print(f"{c.id:<16} {c.tier:<9} {landed:>8} {quarantined:>12} {rows:>9}")
+            print(f"{c.id:<20} {c.tier:<9} {landed:>8} {quarantined:>12} {rows:>9}")
             if c.id not in listed:
                 problems.append(f"{c.id} missing from /api/v1/datasets")
             if landed == 0:

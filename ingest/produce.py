@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -16,14 +17,37 @@ from ingest.simulate import Record
 
 
 def _decode_text(data: bytes) -> str:
-    """UTF-8 (with or without BOM), else CP949 — what Korean portals serve. Latin-1 files are not guessed."""
+    """UTF-8 (with or without BOM), else CP949 when the text reads as Korean — what Korean portals serve —, else
+    Latin-1 (ISO 8859-1), e.g. the ``°C`` of a European CSV export."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        try:
-            return data.decode("cp949")
-        except UnicodeDecodeError as exc:
-            raise BadRequest("file is neither UTF-8 nor CP949", hint="re-encode it as UTF-8") from exc
+        pass
+    korean = _as_korean(data)
+    if korean is not None:
+        return korean
+    if not re.search(rb"[\x80-\x9f]", data):  # C1 control codes: never in real Latin-1 text
+        return data.decode("latin-1")
+    raise BadRequest("file is neither UTF-8, CP949 nor Latin-1", hint="re-encode it as UTF-8")
+
+
+def _as_korean(data: bytes) -> str | None:
+    """The CP949 reading of ``data`` if it is Korean text, else None.
+
+    Korean text is almost entirely in KS X 1001 (EUC-KR: both bytes 0xA1–0xFE). CP949 also maps most other byte
+    pairs to rare Hangul syllables, so Latin-1 bytes such as ``°C`` (B0 43) decode "successfully" as ``캜``: text
+    whose Hangul are mostly such extension syllables is not Korean."""
+    try:
+        return data.decode("euc-kr")
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = data.decode("cp949")
+    except UnicodeDecodeError:
+        return None
+    hangul = [c for c in text if "\uac00" <= c <= "\ud7a3"]
+    extension = sum(1 for c in hangul if c.encode("cp949")[1] < 0xA1)
+    return text if 2 * extension < len(hangul) else None
 
 
 def _portal_items(document: dict) -> list | None:
@@ -58,7 +82,7 @@ def _xml_items(text: str) -> list[dict]:
 
 def entities_from_file(path: Path) -> Iterable[dict | str]:
     """Entities in a file: a JSON array, one JSON object (an entity, an NGSI notification with ``data``, or a
-    Korean portal envelope), JSON lines, portal XML, or CSV (UTF-8, UTF-8 with BOM or CP949). A line that is
+    Korean portal envelope), JSON lines, portal XML, or CSV (UTF-8, UTF-8 with BOM, CP949 or Latin-1). A line that is
     not valid JSON is yielded as text so that it is quarantined, not lost."""
     return entities_from_bytes(path.read_bytes(), path.suffix)
 

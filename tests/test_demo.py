@@ -7,9 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from catalog import all_contracts
 from tests.conftest import free_port
 
-OPEN = ("air_quality", "kr_air_quality", "parking_spots", "traffic_flow")
+OPEN = tuple(c.id for c in all_contracts() if c.is_open)
+SAFE = tuple(c.id for c in all_contracts() if not c.is_open)
 
 
 def test_demo_once_lands_and_serves_every_dataset(tmp_path):
@@ -26,24 +28,19 @@ def test_demo_once_lands_and_serves_every_dataset(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert "OK: every dataset landed" in out
-    for dag in (
-        "cityhub_air_quality",
-        "cityhub_traffic_flow",
-        "cityhub_parking_spots",
-        "cityhub_mobility_trips",
-    ):
+    for dag in (c.dag_id for c in all_contracts()):
         assert (
             f"{dag}: DagRun" in out
             and "success; tasks consume=success, land=success, publish=success, validate=success"
             in out.split(f"{dag}: DagRun", 1)[1].splitlines()[0]
         )
     table = {
-        line.split()[0]: line.split()
-        for line in out.splitlines()
-        if line.split() and line.split()[0] in OPEN + ("mobility_trips",)
+        line.split()[0]: line.split() for line in out.splitlines() if line.split() and line.split()[0] in OPEN + SAFE
     }
     for dataset in OPEN:
         _, tier, landed, quarantined, api_rows = table[dataset]
         assert tier == "open" and int(landed) > 0 and int(api_rows) == int(landed)
     assert sum(int(table[d][3]) for d in OPEN) > 0  # the deliberately bad readings were quarantined
-    assert table["mobility_trips"][4] == "403"
+    for dataset in SAFE:
+        _, tier, landed, quarantined, api_rows = table[dataset]
+        assert tier == "safezone" and int(landed) > 0 and api_rows == "403"

@@ -17,7 +17,7 @@ NOISE = textwrap.dedent("""
     from catalog.contract import Column, Contract
 
     CONTRACT = Contract(
-        id="noise_level", title_ko="소음 측정", title_en="Noise level", description="Street noise (dB).",
+        id="street_noise", title_ko="거리 소음", title_en="Street noise", description="Street noise (dB).",
         entity_type="NoiseLevelObserved", tier="open",
         columns=(
             Column("sensor_id", "entity_id", ("id",), required=True),
@@ -33,34 +33,34 @@ NOISE = textwrap.dedent("""
 def test_new_contract_appears_everywhere(settings, tmp_path, monkeypatch):
     extra = tmp_path / "extra_catalog"
     extra.mkdir()
-    (extra / "noise_level.py").write_text(NOISE)
+    (extra / "street_noise.py").write_text(NOISE)
     monkeypatch.setenv("CITYHUB_EXTRA_CATALOG_DIRS", str(extra))
 
-    contract = get_contract("noise_level")
+    contract = get_contract("street_noise")
     assert contract in all_contracts()
-    assert settings.topic_for("noise_level") == f"{settings.topic_prefix}noise_level"
+    assert settings.topic_for("street_noise") == f"{settings.topic_prefix}street_noise"
 
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(DAGS_FOLDER))
-    assert bag.import_errors == {} and "cityhub_noise_level" in bag.dag_ids
+    assert bag.import_errors == {} and "cityhub_street_noise" in bag.dag_ids
 
     suite = suite_for(contract)
-    assert suite.name == "cityhub.noise_level"
+    assert suite.name == "cityhub.street_noise"
     assert any(getattr(e, "column", None) == "laeq" for e in suite.expectations)
 
     lake = Lake(settings)
-    assert "noise_level" in lake.views()
+    assert "street_noise" in lake.views()
     with lake.cursor() as cur:
         cur.execute(lake.view_sql(contract))
-        assert cur.execute("SELECT count(*) FROM noise_level").fetchone() == (0,)
+        assert cur.execute("SELECT count(*) FROM street_noise").fetchone() == (0,)
     lake.close()
 
     with TestClient(create_app(settings)) as client:
-        assert "noise_level" in [d["id"] for d in client.get("/api/v1/datasets").json()["datasets"]]
-        page = client.get("/api/v1/datasets/noise_level/records").json()
+        assert "street_noise" in [d["id"] for d in client.get("/api/v1/datasets").json()["datasets"]]
+        page = client.get("/api/v1/datasets/street_noise/records").json()
         assert page == {
-            "dataset": "noise_level",
+            "dataset": "street_noise",
             "count": 0,
             "rows": [],
             "truncated": False,

@@ -75,3 +75,17 @@ def test_a_portal_error_answer_is_refused_with_its_message(tmp_path):
     )
     with pytest.raises(BadRequest, match="SERVICE_KEY_IS_NOT_REGISTERED_ERROR"):
         list(entities_from_file(tmp_path / "err.json"))
+
+
+def test_a_latin1_csv_is_read_as_latin1_not_as_cp949(tmp_path):
+    """The hourly bike file is Latin-1: as CP949 its °C (B0 43) would silently become 캜."""
+    rows = list(entities_from_file(FIXTURES / "city_csv" / "seoul_bike_hourly" / "SeoulBikeDataFinal.latin1.csv"))
+    assert len(rows) == 8760
+    assert rows[0]["Temperature(°C)"] == "-5.2" and rows[0]["Dew point temperature(°C)"] == "-17.6"
+    assert not any("캜" in name for name in rows[0])
+    # Korean CP949 stays Korean, even with a syllable outside KS X 1001 (똠)
+    (tmp_path / "ko.csv").write_bytes("이름,값\n똠방각하,1\n".encode("cp949"))
+    assert list(entities_from_file(tmp_path / "ko.csv")) == [{"이름": "똠방각하", "값": "1"}]
+    (tmp_path / "binary.csv").write_bytes(b"a,b\n\x81\x80,1\n")  # neither UTF-8, CP949 nor Latin-1 text
+    with pytest.raises(BadRequest, match="neither UTF-8, CP949 nor Latin-1"):
+        list(entities_from_file(tmp_path / "binary.csv"))
