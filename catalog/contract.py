@@ -51,6 +51,8 @@ class Column:
     required: bool = False
     allowed: tuple[str, ...] | None = None
     personal: Handling | None = None  # how a personal column is handled before anything is written
+    time_format: str | None = None  # strptime format of a timestamp that is not ISO 8601, e.g. "%d/%m/%Y"
+    hour_from: str | None = None  # attribute holding the hour of day to add (date and hour sent apart)
 
     @property
     def arrow_type(self) -> pa.DataType:

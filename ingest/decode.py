@@ -127,6 +127,11 @@ def _cast_sql(column: Column, contract: Contract, points: str = "") -> tuple[str
         value = f"TRY_CAST(TRY_CAST({text} AS DOUBLE) AS BIGINT)"
     elif kind == "bool":
         value = f"TRY_CAST({text} AS BOOLEAN)"
+    elif kind == "timestamp" and column.time_format:
+        local = f"TRY_STRPTIME({text}, {_sql_text(column.time_format)})::TIMESTAMP"
+        if column.hour_from:
+            local = f"{local} + to_hours(TRY_CAST(TRY_CAST(h_{column.name} AS DOUBLE) AS BIGINT))"
+        value = f"timezone(_source_tz, {local})"
     elif kind == "timestamp":
         value = f"parse_time({text}, _source_tz)"
         if KAFKA_TIMESTAMP in column.source_paths:
@@ -144,7 +149,10 @@ def decode_sql(contract: Contract) -> str:
     dates) are parsed again, and only on the rows where they are objects: the keyValues rows a city's IoT
     agents mostly send take the short way through every ``CASE``.
     """
-    paths = sorted({p for c in contract.columns for p in c.source_paths if p != KAFKA_TIMESTAMP})
+    paths = sorted(
+        {p for c in contract.columns for p in c.source_paths if p != KAFKA_TIMESTAMP}
+        | {c.hour_from for c in contract.columns if c.hour_from}
+    )
     heads = sorted({p.split(".", 1)[0] for p in paths if "." in p} - set(paths))
     extracted = ["type", *paths, *heads]
     slot = {p: i for i, p in enumerate(extracted)}
@@ -182,6 +190,8 @@ def decode_sql(contract: Contract) -> str:
         if markers:  # a portal's "-" is a missing value, not a value of the wrong type
             text = f"CASE WHEN {text} IN ({markers}) THEN NULL ELSE {text} END"
         column_texts.append(f"{text} AS t_{column.name}")
+        if column.hour_from:
+            column_texts.append(f"jtext({value_of(column.hour_from)}) AS h_{column.name}")
         coords = f"_points{locations.index(column.source_paths)}" if column.kind in ("lon", "lat") else ""
         value, column_problems = _cast_sql(column, contract, coords)
         selects.append(f'{value} AS "{column.name}"')

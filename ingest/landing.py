@@ -288,10 +288,20 @@ def reading_identity(contract: Contract) -> list[str]:
     return [*contract.key_columns, contract.event_time]
 
 
-def landed_readings(settings: Settings, contract: Contract, table: pa.Table, chunk_name: str) -> pa.Table:
+def landed_readings(
+    settings: Settings,
+    contract: Contract,
+    table: pa.Table,
+    chunk_name: str,
+    cache: dict[str, pa.Table] | None = None,
+    skip: set[str] | frozenset[str] = frozenset(),
+) -> pa.Table:
     """Identities of clean rows already in the lake on the dates ``table`` touches — except the files of this
     very chunk and of later offsets of its partition: a retry, or a new owner of the partition after a
-    rebalance, must reach the same verdicts the first time did, whichever later chunks exist by now."""
+    rebalance, must reach the same verdicts the first time did, whichever later chunks exist by now.
+
+    A streaming run passes a ``cache`` (each file is read once per run) and ``skip``s the files it wrote
+    itself, whose readings it already holds."""
     identity = reading_identity(contract)
     this = lake.parse_name(chunk_name)
     schema = contract.schema
@@ -304,11 +314,15 @@ def landed_readings(settings: Settings, contract: Contract, table: pa.Table, chu
         str(f)
         for date in set(_dates(times).to_pylist())
         for f in (base / f"date={date}").glob("*.parquet")
-        if not _same_or_later(lake.parse_name(f.name), this)
+        if f.name not in skip and not _same_or_later(lake.parse_name(f.name), this)
     ]
     if not files:
         return empty
-    return pa.concat_tables(pq.read_table(f, columns=identity, schema=schema) for f in files).cast(empty.schema)
+    cache = {} if cache is None else cache
+    for f in files:
+        if f not in cache:
+            cache[f] = pq.read_table(f, columns=identity, schema=schema).cast(empty.schema)
+    return pa.concat_tables(cache[f] for f in files)
 
 
 def _same_or_later(other: tuple[str, int, int, int] | None, this: tuple[str, int, int, int] | None) -> bool:

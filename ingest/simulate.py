@@ -520,8 +520,8 @@ def _figure(value: float, digits: int = 1) -> str:
 
 
 def _bike_rentals_hourly(rng: np.random.Generator, count: int, start: datetime) -> list[dict]:
-    """City-wide rentals per hour with the hour's weather, in the columns of the 'Seoul Bike Sharing Demand' file,
-    plus an ISO ``dateObserved`` that the decoder reads (see README: the Date + Hour pair is a decoder gap)."""
+    """City-wide rentals per hour with the hour's weather, in the columns of the 'Seoul Bike Sharing Demand' file
+    (a KST day as dd/mm/yyyy in ``Date`` and the hour apart in ``Hour``)."""
     times = start.timestamp() + 3600 * np.arange(count)
     hours, doy = _local_hours(times), _day_of_year(times)
     local = [datetime.fromtimestamp(float(t), UTC) + SEOUL for t in times]
@@ -560,7 +560,6 @@ def _bike_rentals_hourly(rng: np.random.Generator, count: int, start: datetime) 
             "Seasons": str(seasons[local[i].month - 1]),
             "Holiday": "Holiday" if (local[i].month, local[i].day) in FIXED_HOLIDAYS else "No Holiday",
             "Functioning Day": "Yes",
-            "dateObserved": local[i].strftime("%Y-%m-%dT%H:00:00+09:00"),
         }
         for i in range(count)
     ]

@@ -105,6 +105,8 @@ class ChunkLander:
         self.identity = reading_identity(contract)
         self.dead_letters = recorded.topic == settings.dead_letter_topic_for(contract.id)
         self.earlier: list[pa.Table] = []
+        self.lake_cache: dict[str, pa.Table] = {}  # identities of files landed before, read once per slice
+        self.written: set[str] = set()  # names of this slice's chunks: their readings are in ``earlier``
 
     def land(self, partition: int, first: int, end: int, batch: pa.Table) -> tuple[int, int, list[str]]:
         settings, contract = self.settings, self.contract
@@ -113,11 +115,13 @@ class ChunkLander:
             decoded = _mark_dead_letters(decoded)
         table = pseudonymise(decoded, contract, self.key, settings.hmac_key_version)
         name = lake.file_name(self.recorded.topic, partition, first, end)
-        seen = pa.concat_tables([*self.earlier, landed_readings(settings, contract, table, name)])
+        landed = landed_readings(settings, contract, table, name, self.lake_cache, self.written)
+        seen = pa.concat_tables([*self.earlier, landed])
         table = mark_duplicates(table, self.identity, seen)
         self.earlier.append(table.filter(pc.is_null(table.column("_decode_error"))).select(self.identity))
         crash_hook(settings, "after_stage")
         table = table.append_column("_reason", row_reasons(table, contract))
+        self.written.add(name)
         return land_table(settings, contract, self.recorded, partition, first, end, table)
 
 

@@ -35,6 +35,7 @@ CONTRACT = Contract(
             "float",
             ("relativeHumidity",),
             "Relative humidity, 0–1",
+            unit="C62",
             minimum=0,
             maximum=1,
         ),

@@ -15,9 +15,11 @@ CONTRACT = Contract(
         Column(
             "observed_at",
             "timestamp",
-            ("dateObserved", "Date"),
+            ("Date",),
             "Start of the hour, UTC (the source gives the day and the hour in KST)",
             required=True,
+            time_format="%d/%m/%Y",
+            hour_from="Hour",
         ),
         Column("hour", "int", ("Hour",), "Hour of the day in KST", minimum=0, maximum=23, required=True),
         Column(

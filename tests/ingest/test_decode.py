@@ -54,3 +54,22 @@ def test_normalized_and_key_values_forms_agree():
     assert {k: v for k, v in a.items() if k not in ("_offset", "_raw")} == {
         k: v for k, v in b.items() if k not in ("_offset", "_raw")
     }
+
+
+def test_values_in_another_unit_are_converted_to_the_contracts():
+    normalized = {
+        **BASE,
+        "pm10": {"type": "Property", "value": 0.04, "unitCode": "GP"},  # mg/m³ → µg/m³
+        "temperature": {"type": "Number", "value": 50.0, "metadata": {"unitCode": {"value": "FAH"}}},  # NGSI v2
+        "relativeHumidity": {"type": "Property", "value": 54, "unitCode": "P1"},  # percent → fraction
+    }
+    [row] = _decode(normalized)
+    assert row["_decode_error"] is None
+    assert abs(row["pm10"] - 40.0) < 1e-9
+    assert abs(row["temperature"] - 10.0) < 1e-9
+    assert abs(row["relative_humidity"] - 0.54) < 1e-9
+
+
+def test_an_unknown_unit_is_a_decode_error_naming_the_column():
+    [row] = _decode({**BASE, "pm10": {"type": "Property", "value": 40, "unitCode": "XYZ"}})
+    assert row["_decode_error"] == "unknown_unit:pm10" and row["pm10"] is None

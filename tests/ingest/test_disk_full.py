@@ -25,7 +25,7 @@ def _small_disk() -> None:
 
 def test_disk_full_fails_cleanly_and_commits_nothing(settings):
     contract = get_contract("traffic_flow")
-    send(settings, contract, simulate(contract, 3000, seed=51)[0])
+    send(settings, contract, simulate(contract, 20_000, seed=51)[0])  # far more than 48 KiB of Parquet
     cli = Path(sys.executable).with_name("cityhub")
     env = {**os.environ}
     full = subprocess.run(
@@ -47,4 +47,4 @@ def test_disk_full_fails_cleanly_and_commits_nothing(settings):
     )
     assert again.returncode == 0, again.stderr[-2000:]
     rows = sum(pq.ParquetFile(f).metadata.num_rows for f in (settings.lake / "clean").rglob("*.parquet"))
-    assert rows == 3000
+    assert rows == 20_000

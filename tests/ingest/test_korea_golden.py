@@ -18,13 +18,7 @@ from tests.conftest import FIXTURES
 
 GOLDEN = json.loads((Path(__file__).parent.parent / "golden" / "korea.json").read_text())
 # (dataset, file) -> what the decoder does not do yet; the golden rows say what it should produce.
-DECODER_GAPS = {
-    ("bike_rentals_hourly", "city_csv/seoul_bike_hourly/SeoulBikeDataFinal.latin1.csv"): (
-        "observed_at must be built from `Date` (dd/mm/yyyy, day first) plus `Hour` hours, read in the "
-        "contract's zone (Asia/Seoul); today '01/12/2017' is split as an interval a/b and '01' does not parse, so "
-        "every row is quarantined as wrong_type:observed_at"
-    ),
-}
+DECODER_GAPS: dict[tuple[str, str], str] = {}
 
 
 def _cases():
