@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import logging
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -155,6 +156,9 @@ def land_streaming(
     if not recorded.partitions:
         shutil.rmtree(slice_path.parent)
         return result
+    # The fetching thread holds the GIL for long stretches; a shorter switch interval lets the worker's
+    # brief Python steps between its GIL-free DuckDB and Arrow calls through sooner.
+    sys.setswitchinterval(0.001)
     lander = ChunkLander(settings, contract, recorded)
     total = sum(p.end - p.start for p in recorded.partitions)
     progress = ProgressLine(f"{contract.id}", total, min_total=BACKFILL)
