@@ -31,6 +31,7 @@ from infra.errors import BadRequest, CityhubError, Forbidden
 from infra.settings import Settings, get_settings
 from serving.db import Lake
 from serving.metadata import dataset_metadata
+from serving.metrics import install as install_metrics
 
 API = "/api/v1"
 
@@ -245,4 +246,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return dataset_metadata(contract, _lake(request), detail=True)
 
     app.include_router(router)
+    install_metrics(app, settings)
     return app
