@@ -11,21 +11,10 @@ from datetime import datetime
 from pathlib import Path
 
 from infra.errors import CityhubError
+from infra.logs import setup as setup_logging
 from infra.settings import Settings, get_settings
 
 log = logging.getLogger("cityhub")
-
-
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("kafka", "httpx", "great_expectations"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    # kafka-python warns whenever its IO thread waits while a batch is decoded: expected, not actionable
-    logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
 
 
 def cmd_datasets(args: argparse.Namespace, settings: Settings) -> int:
@@ -271,9 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # SIGTERM (systemd, docker stop, kill) unwinds like Ctrl-C, so brokers and servers are stopped cleanly.
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    _setup_logging(args.verbose)
     try:
-        return args.func(args, get_settings())
+        settings = get_settings()
+        setup_logging(args.verbose, settings.log_format)
+        return args.func(args, settings)
     except CityhubError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         if exc.hint:

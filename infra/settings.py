@@ -9,6 +9,7 @@ import os
 import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +45,9 @@ class Settings(BaseSettings):
         description="File holding the HMAC key. Default: HOME/secrets/hmac.key, created on first use in dev.",
     )
     hmac_key_version: str = Field("v1", description="Label of the HMAC key in use, stored beside each value.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="CLI log lines: `text` for people, `json` (one object per line) for log shippers."
+    )
     api_host: str = Field("127.0.0.1", description="Address the API listens on.")
     api_port: int = Field(8000, description="Port the API listens on.")
     max_page_rows: int = Field(10_000, description="Largest `limit` a records query accepts.")

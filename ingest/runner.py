@@ -19,6 +19,7 @@ from kafka.errors import KafkaError
 from catalog import all_contracts, get_contract
 from infra import kafka as kafka_io
 from infra.errors import BrokerError, LandingError, PartitionRevoked
+from infra.logs import landing_context
 from infra.settings import Settings
 from ingest.group import GroupMember
 from ingest.landing import LandResult, new_run_id
@@ -111,7 +112,8 @@ def _loop(settings: Settings, contracts, until_idle: bool, interval_s: float, me
     while True:
         landed_any = False
         for contract in contracts:
-            result = _land_with_retry(settings, contract, until_idle, member)
+            with landing_context(dataset=contract.id):
+                result = _land_with_retry(settings, contract, until_idle, member)
             if result.clean_rows or result.quarantined_rows:
                 landed_any = True
                 clean, quarantined = totals[contract.id]

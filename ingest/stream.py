@@ -13,6 +13,7 @@ to GX by a test); the Airflow DAGs run the GX suite itself.
 from __future__ import annotations
 
 import bisect
+import contextvars
 import logging
 import shutil
 import sys
@@ -28,6 +29,7 @@ from kafka import TopicPartition
 from catalog.contract import Contract
 from infra import kafka as kafka_io
 from infra.errors import BrokerError
+from infra.logs import add_context, landing_context
 from infra.progress import ProgressLine
 from infra.settings import Settings
 from ingest import lake
@@ -147,15 +149,30 @@ def land_streaming(
 ) -> LandResult:
     """Land everything new on the dataset's topic (or ``topic``), limited to ``partitions`` if given.
 
+    Every log line of the run carries the dataset, the run id and the recorded slice (:mod:`infra.logs`).
+
     ``commit`` commits a chunk's end offset (default: a consumer of the landing group, outside group
     membership); a consumer-group member passes its own, which raises when the partition was taken away —
     the slice then stays recorded and whoever owns the partition next lands exactly its remaining chunks."""
+    with landing_context(dataset=contract.id, run_id=run_id):
+        return _land_streaming(settings, contract, run_id, topic, partitions, commit)
+
+
+def _land_streaming(
+    settings: Settings,
+    contract: Contract,
+    run_id: str,
+    topic: str | None,
+    partitions: set[int] | None,
+    commit: Commit | None,
+) -> LandResult:
     slice_path = plan_slice(settings, contract, run_id, topic, partitions)
     recorded = load_slice(slice_path)
     result = LandResult(contract.id, run_id)
     if not recorded.partitions:
         shutil.rmtree(slice_path.parent)
         return result
+    add_context(slice=f"{recorded.topic}: {recorded.describe()}")
     # The fetching thread holds the GIL for long stretches; a shorter switch interval lets the worker's
     # brief Python steps between its GIL-free DuckDB and Arrow calls through sooner.
     sys.setswitchinterval(0.001)
@@ -178,7 +195,9 @@ def land_streaming(
                 del records
                 if in_flight:
                     _finish(settings, contract, recorded, in_flight, commit, result, progress)
-                in_flight = (partition, first, end, worker.submit(lander.land, partition, first, end, batch))
+                # the worker's log lines carry the run's context too
+                land = contextvars.copy_context().run
+                in_flight = (partition, first, end, worker.submit(land, lander.land, partition, first, end, batch))
             if in_flight:
                 _finish(settings, contract, recorded, in_flight, commit, result, progress)
     finally:
@@ -209,7 +228,7 @@ def _finish(
         end,
         clean,
         quarantined,
-        extra={"dataset": contract.id, "run_id": recorded.run_id, "partition": partition},
+        extra={"partition": partition, "offsets": f"[{first},{end})"},
     )
 
 
