@@ -35,6 +35,7 @@ from infra.errors import BrokerError, BrokerLogWentBackwards
 from infra.settings import Settings
 from ingest import lake
 from ingest.decode import SOURCE_TZ_HEADER, Message, decode_messages
+from quality.report import chunk_report
 from quality.suite import validate
 from transforms.dedupe import mark_duplicates
 from transforms.pseudonymise import pseudonymise
@@ -431,6 +432,7 @@ def land_table(
         # A replayed row may now belong to another zone or date: the chunk's files it no longer needs go.
         for stale in set(json.loads(ledger.read_text())["files"]) - set(relative):
             (settings.lake / stale).unlink(missing_ok=True)
+    quality = chunk_report(_dates(clean.column(event)), _dates(q_time), quarantined.column("_reason"))
     lake.write_ledger_entry(
         ledger,
         {
@@ -438,6 +440,7 @@ def land_table(
             "clean_rows": clean.num_rows,
             "quarantined_rows": quarantined.num_rows,
             "files": relative,
+            "quality": quality,  # per event date: counts and expectation names, never values
         },
     )
     return clean.num_rows, quarantined.num_rows, files

@@ -29,9 +29,12 @@ from catalog import all_contracts, get_contract
 from catalog.contract import Contract
 from infra.errors import BadRequest, CityhubError, Forbidden
 from infra.settings import Settings, get_settings
+from quality.report import partition_reports
+from quality.suite import expectation_specs, required_columns
 from serving.db import Lake
 from serving.metadata import dataset_metadata
 from serving.metrics import install as install_metrics
+from serving.metrics import ledger_entries
 
 API = "/api/v1"
 
@@ -244,6 +247,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get(f"{API}/datasets/{{dataset_id}}", tags=["catalog"], summary="One dataset's metadata and columns")
     def get_dataset(request: Request, contract: Annotated[Contract, Depends(known_dataset)]) -> dict:
         return dataset_metadata(contract, _lake(request), detail=True)
+
+    @app.get(
+        f"{API}/datasets/{{dataset_id}}/quality",
+        tags=["quality"],
+        summary="Quality results per partition (event date): counts and expectation names, never values",
+    )
+    def dataset_quality(contract: Annotated[Contract, Depends(known_dataset)]) -> dict:
+        # Counts and names only, so the safe zone's report is public too (outside the 403 gate on purpose).
+        reports = [entry.get("quality", {}) for entry in ledger_entries(settings.lake, contract.id)]
+        required = required_columns(contract)
+        return {
+            "dataset": contract.id,
+            "tier": contract.tier,
+            "suite": [spec.name for spec in expectation_specs(contract, required)],
+            "partitions": partition_reports(reports),
+        }
 
     app.include_router(router)
     install_metrics(app, settings)

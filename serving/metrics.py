@@ -111,7 +111,8 @@ def install(app: FastAPI, settings: Settings) -> None:
 _LEDGER_CACHE: dict[Path, tuple[float, dict]] = {}
 
 
-def _ledger_entries(lake: Path, dataset_id: str) -> Iterable[dict]:
+def ledger_entries(lake: Path, dataset_id: str) -> Iterable[dict]:
+    """The dataset's ledger entries (one per landed chunk), each file parsed once until it changes."""
     for path in (lake / "_ledger" / dataset_id).glob("*.json"):
         try:
             mtime = path.stat().st_mtime
@@ -129,7 +130,7 @@ def landing_families(settings: Settings) -> list[Family]:
     chunks = Family("cityhub_chunks_landed_total", "counter", "Offset chunks completely landed per dataset.")
     for contract in all_contracts():
         clean = quarantined = count = 0
-        for entry in _ledger_entries(settings.lake, contract.id):
+        for entry in ledger_entries(settings.lake, contract.id):
             clean += entry.get("clean_rows", 0)
             quarantined += entry.get("quarantined_rows", 0)
             count += 1

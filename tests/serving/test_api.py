@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pyarrow.parquet as pq
 import pytest
@@ -104,7 +105,8 @@ def test_errors_share_one_json_shape(client):
 def test_every_dataset_route_refuses_safe_zone_data(client):
     """Walk /openapi.json: every route under a dataset except its metadata answers 403 for safe-zone data."""
     spec = client.get("/openapi.json").json()
-    routes = [p for p in spec["paths"] if p.startswith("/api/v1/datasets/{dataset_id}/")]
+    public_counts = {"/api/v1/datasets/{dataset_id}/quality"}  # counts and names only: tested on its own
+    routes = [p for p in spec["paths"] if p.startswith("/api/v1/datasets/{dataset_id}/") and p not in public_counts]
     assert {"/api/v1/datasets/{dataset_id}/records", "/api/v1/datasets/{dataset_id}/download"} <= set(routes)
     for contract in all_contracts():
         for route in routes:
@@ -119,3 +121,20 @@ def test_every_dataset_route_refuses_safe_zone_data(client):
 
 def test_healthz(client):
     assert client.get("/healthz").json()["status"] == "ok"
+
+
+def test_quality_results_per_partition_name_expectations_and_never_values(client, settings):
+    report = client.get("/api/v1/datasets/air_quality/quality").json()
+    assert "ExpectColumnValuesToBeBetween(pm10)" in report["suite"]
+    assert report["partitions"] and all(p["rows"] == p["clean"] + p["quarantined"] for p in report["partitions"])
+    landed = client.get("/api/v1/datasets/air_quality").json()
+    assert sum(p["clean"] for p in report["partitions"]) == landed["row_count"]
+    assert any(p["failures"] for p in report["partitions"])
+    safe = client.get("/api/v1/datasets/mobility_trips/quality")
+    assert safe.status_code == 200
+    body = safe.json()
+    assert body["tier"] == "safezone" and sum(p["quarantined"] for p in body["partitions"]) > 0
+    for part in body["partitions"]:  # names and counts only: no value of any row
+        assert all(name.startswith("Expect") for name in part["failures"])
+        assert all(re.fullmatch(r"[a-z_]+(:[a-z_0-9]+)?", problem) for problem in part["problems"])
+    assert "rider" not in safe.text.replace("rider_id", "")
