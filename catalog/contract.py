@@ -80,6 +80,8 @@ class Contract:
     licence: str = "KOGL Type 1 (공공누리 제1유형: 출처표시)"
     cadence: timedelta = timedelta(hours=1)
     horizon: timedelta | None = None  # readings older than this (vs. their Kafka timestamp) are quarantined
+    volume_bounds: tuple[float, float] = (0.5, 2.0)  # a run's rows vs the trailing mean of earlier runs
+    volume_window: int = 7  # how many earlier runs make the trailing mean
     missing_markers: tuple[str, ...] = ()  # text values that mean "no value", e.g. "-" on Korean portals
     keywords: tuple[str, ...] = field(default_factory=tuple)
 
