@@ -48,14 +48,18 @@ def test_kill_9_at_any_moment_loses_and_duplicates_nothing(settings):
         assert proc.returncode == -signal.SIGKILL, f"{hook} did not fire: {out[-2000:]}"
         kills += 1
     rng = random.Random(9)
-    for _ in range(12):  # and plain kill -9 at random moments (start-up takes ~3 s of each)
-        if kills >= 12:
-            break
+    ledger = settings.lake / "_ledger" / "traffic_flow"
+    while kills < 12:  # and plain kill -9 at random moments, each once the worker is landing again
         proc = _ingest(env)
-        time.sleep(rng.uniform(3, 7))
-        if proc.poll() is None:
-            proc.kill()
-            kills += 1
+        landed = len(list(ledger.glob("*.json")))
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and len(list(ledger.glob("*.json"))) == landed and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0, 0.3))
+        if proc.poll() is not None:
+            break  # it finished: everything is landed
+        proc.kill()
+        kills += 1
         proc.communicate(timeout=60)
     final = _ingest(env)
     out, _ = final.communicate(timeout=600)
