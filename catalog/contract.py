@@ -80,6 +80,9 @@ class Contract:
     licence: str = "KOGL Type 1 (공공누리 제1유형: 출처표시)"
     cadence: timedelta = timedelta(hours=1)
     horizon: timedelta | None = None  # readings older than this (vs. their Kafka timestamp) are quarantined
+    # How long each zone keeps a date partition (by event date); None keeps it. Quarantine is for fixing and
+    # replaying, not an archive; safe-zone rows are kept no longer than their purpose needs.
+    retention: tuple[tuple[str, timedelta | None], ...] = (("clean", None), ("quarantine", timedelta(days=90)))
     volume_bounds: tuple[float, float] = (0.5, 2.0)  # a run's rows vs the trailing mean of earlier runs
     volume_window: int = 7  # how many earlier runs make the trailing mean
     missing_markers: tuple[str, ...] = ()  # text values that mean "no value", e.g. "-" on Korean portals

@@ -13,6 +13,8 @@ CONTRACT = Contract(
     "with a keyed HMAC before anything is written; no location finer than the district is kept.",
     entity_type="CareSensorObserved",
     tier="safezone",
+    # kept a year for analysis projects, then deleted; quarantined rows a month (only to fix and replay)
+    retention=(("clean", timedelta(days=365)), ("quarantine", timedelta(days=30))),
     columns=(
         Column(
             "hub_id",

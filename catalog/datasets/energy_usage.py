@@ -12,6 +12,8 @@ CONTRACT = Contract(
     "pseudonymised with a keyed HMAC before anything is written; buildings and districts are kept.",
     entity_type="EnergyUsageObserved",
     tier="safezone",
+    # kept a year for analysis projects, then deleted; quarantined rows a month (only to fix and replay)
+    retention=(("clean", timedelta(days=365)), ("quarantine", timedelta(days=30))),
     columns=(
         Column(
             "meter_id",

@@ -11,6 +11,8 @@ CONTRACT = Contract(
     "anything is written, and only aggregate answers ever leave the zone.",
     entity_type="MobilityTrip",
     tier="safezone",
+    # kept a year for analysis projects, then deleted; quarantined rows a month (only to fix and replay)
+    retention=(("clean", timedelta(days=365)), ("quarantine", timedelta(days=30))),
     columns=(
         Column("trip_id", "entity_id", ("id",), "NGSI-LD URN of the trip", required=True),
         Column(

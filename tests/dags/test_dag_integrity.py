@@ -20,7 +20,11 @@ def _dagbag():
 def test_dagbag_has_one_dag_per_dataset_and_no_import_errors():
     bag = _dagbag()
     assert bag.import_errors == {}
-    assert sorted(bag.dag_ids) == sorted([c.dag_id for c in all_contracts()] + ["cityhub_open_data_poll"])
+    extra = ["cityhub_open_data_poll", "cityhub_retention"]
+    assert sorted(bag.dag_ids) == sorted([c.dag_id for c in all_contracts()] + extra)
+    retention = bag.dags["cityhub_retention"]
+    assert {t.task_id for t in retention.tasks} == {f"retain_{c.id}" for c in all_contracts()}
+    assert "cityhub" in retention.tags and all(t.retries >= 2 for t in retention.tasks)
     poll = bag.dags["cityhub_open_data_poll"]
     assert {t.task_id for t in poll.tasks} == {f"poll_{s.id}" for s in SOURCES}
     assert "cityhub" in poll.tags and all(t.retries >= 2 for t in poll.tasks)
