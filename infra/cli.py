@@ -84,6 +84,12 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_airflow(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.standalone import run_standalone
+
+    return run_standalone(settings, args.port)
+
+
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.runner import ingest_loop
 
@@ -205,6 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", help="JSON lines, a JSON array or NGSI entities to replay")
     p.add_argument("--source-tz", help="zone of timestamps that carry none (default: the contract's)")
     p.set_defaults(func=cmd_produce)
+
+    p = sub.add_parser("airflow", help="run Airflow standalone (UI, scheduler, triggerer) on the project's DAGs")
+    p.add_argument("--port", type=int, default=8080, help="port of Airflow's UI and API server")
+    p.set_defaults(func=cmd_airflow)
 
     p = sub.add_parser("ingest", help="land what is on the topics")
     p.add_argument("datasets", nargs="*")
