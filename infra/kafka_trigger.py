@@ -18,7 +18,7 @@ instead consume (and commit) the messages with confluent-kafka, taking them from
 from __future__ import annotations
 
 import asyncio
-import logging
+import socket
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,10 +27,22 @@ from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-log = logging.getLogger(__name__)
-
 # partition -> (first offset not landed, end of the log); only partitions with something to land
 Backlog = dict[int, tuple[int, int]]
+
+
+def _check_reachable(bootstrap_servers: str, timeout_s: float = 2.0) -> None:
+    """Fail in seconds when no bootstrap server answers: kafka-python's constructor would block for 30 s and
+    leave its I/O thread running after it gives up (as :func:`infra.kafka.check_reachable` does)."""
+    errors = []
+    for server in bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout=timeout_s).close()
+            return
+        except (OSError, ValueError) as exc:
+            errors.append(f"{server.strip()}: {exc}")
+    raise ConnectionError(f"no Kafka bootstrap server answers: {'; '.join(errors)}")
 
 
 class BacklogProbe:
@@ -48,6 +60,7 @@ class BacklogProbe:
         if self._consumer is None:
             from kafka import KafkaConsumer
 
+            _check_reachable(self.bootstrap_servers)
             self._consumer = KafkaConsumer(
                 bootstrap_servers=self.bootstrap_servers,
                 group_id=self.group_id,  # only to read its committed offsets: assign() mode never joins
