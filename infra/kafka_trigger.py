@@ -18,6 +18,7 @@ instead consume (and commit) the messages with confluent-kafka, taking them from
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -48,11 +49,14 @@ def _check_reachable(bootstrap_servers: str, timeout_s: float = 2.0) -> None:
 class BacklogProbe:
     """The blocking side, used from one thread: offsets only, through one kafka-python client kept open."""
 
-    def __init__(self, bootstrap_servers: str, topic: str, group_id: str, timeout_ms: int = 10_000):
+    def __init__(
+        self, bootstrap_servers: str, topic: str, group_id: str, timeout_ms: int = 10_000, probe_timeout_s: float = 3.0
+    ):
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
         self.group_id = group_id
         self.timeout_ms = timeout_ms
+        self.probe_timeout_s = probe_timeout_s
         self._consumer = None
         self._true_ends: dict[int, tuple[int, int]] = {}  # partition -> (reported end, true end)
 
@@ -86,13 +90,21 @@ class BacklogProbe:
         begins = consumer.beginning_offsets(tps, timeout_ms=self.timeout_ms)
         found: Backlog = {}
         for tp in tps:
-            start = max(consumer.committed(tp, timeout_ms=self.timeout_ms) or 0, begins[tp])
             end = ends[tp]
-            if 0 < end <= start:  # looks landed; tansu may under-report the end of the last batch
+            if end <= begins[tp]:  # empty, or retention removed everything
+                continue
+            start = max(consumer.committed(tp, timeout_ms=self.timeout_ms) or 0, begins[tp])
+            if end <= start:  # looks landed; tansu may under-report the end of the last batch
                 end = self._true_end(tp, end)
             if end > start:
                 found[tp.partition] = (start, end)
         return found
+
+    def exact(self, backlog: Backlog) -> Backlog:
+        """``backlog`` with tansu's reported ends replaced by the true ones (for the event's payload)."""
+        from kafka import TopicPartition
+
+        return {p: (start, self._true_end(TopicPartition(self.topic, p), end)) for p, (start, end) in backlog.items()}
 
     def _true_end(self, tp, reported: int) -> int:
         """One past the last offset of the batch holding ``reported - 1`` (cached: a new batch moves the
@@ -104,14 +116,13 @@ class BacklogProbe:
         consumer.assign([tp])
         consumer.seek(tp, reported - 1)
         end = reported
-        deadline = time.monotonic() + self.timeout_ms / 1000
+        deadline = time.monotonic() + self.probe_timeout_s
         while time.monotonic() < deadline:
-            records = consumer.poll(timeout_ms=500, max_records=1_000_000).get(tp, [])
+            records = consumer.poll(timeout_ms=250, max_records=1_000_000).get(tp, [])
             if records:
                 end = max(end, records[-1].offset + 1)
                 break
-        else:  # no answer: do not cache, ask again next time
-            return reported
+        # cached even when nothing came back (a compacted-away record): a new batch moves the reported end
         self._true_ends[tp.partition] = (reported, end)
         return end
 
@@ -216,6 +227,8 @@ class KafkaBacklogTrigger(BaseEventTrigger):
                     self.log.info("reading offsets of %s again", self.topic)
                     failures, last_error = 0, ""
                 if announcer.should_fire(backlog, time.monotonic()):
+                    with contextlib.suppress(Exception):  # the reported ends will do
+                        backlog = await loop.run_in_executor(executor, probe.exact, backlog)
                     payload = self.payload(backlog)
                     self.log.info("%s: %d offsets not landed yet, %s", self.topic, payload["backlog"], backlog)
                     yield TriggerEvent(payload)
