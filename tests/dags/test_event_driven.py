@@ -107,6 +107,14 @@ def test_producing_to_a_topic_starts_its_dag_through_the_triggerer(settings):
     )
     payloads = [json.loads(extra)["payload"] for (extra,) in events if json.loads(extra).get("from_trigger")]
     assert payloads and all(p["topic"] == settings.topic_for(DATASET) for p in payloads)
+    assert all(0 < p["backlog"] <= RECORDS for p in payloads)
+    # one event for one backlog: the watcher did not fire again while the run was landing it
+    fired = _query(
+        settings,
+        "SELECT COUNT(*) FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE a.name = ?",
+        f"cityhub.kafka.{DATASET}",
+    )
+    assert fired == [(1,)]
     # and that run landed every record produced after the first run
     landed = json.loads((run_dir(settings, DATASET, run_id) / "landed.json").read_text())
     assert landed["clean_rows"] + landed["quarantined_rows"] == RECORDS and landed["clean_rows"] > 0
