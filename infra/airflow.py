@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dags
-from infra.broker import _die_with_parent
+from infra.broker import _die_with_parent, _port_open
 from infra.errors import CityhubError
 from infra.settings import Settings
 
@@ -157,7 +157,7 @@ class AirflowServices:
             AIRFLOW__API__HOST="127.0.0.1",
             AIRFLOW__API__PORT=str(api_port),
             AIRFLOW__API__WORKERS="1",
-            AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_urlsafe(32),
+            AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_urlsafe(64),
             **overrides,
         )
         return cls(settings, env, api_port)
@@ -178,19 +178,29 @@ class AirflowServices:
             return [exe, name, "--skip-serve-logs"]
         return [exe, name]
 
-    def start(self) -> AirflowServices:
+    def _spawn(self, name: str) -> None:
+        with open(self.log_dir / f"{name}.log", "ab") as out:
+            self.processes[name] = subprocess.Popen(
+                self._command(name),
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,  # a killed test or demo leaves no Airflow behind
+            )
+
+    def start(self, api_timeout_s: float = 120.0) -> AirflowServices:
+        """Start the services; the scheduler once the execution API answers (its task processes report there
+        from their first second, and would otherwise spend their retries waiting for it)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for name in self.services:
-            with open(self.log_dir / f"{name}.log", "ab") as out:
-                self.processes[name] = subprocess.Popen(
-                    self._command(name),
-                    env=self.env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                    preexec_fn=_die_with_parent,  # a killed test or demo leaves no Airflow behind
-                )
+            if name != "scheduler":
+                self._spawn(name)
+        if "scheduler" in self.services:
+            if "api-server" in self.services:
+                wait_for(lambda: _port_open(self.api_port), api_timeout_s, "the execution API", self, every_s=0.2)
+            self._spawn("scheduler")
         return self
 
     def check_alive(self) -> None:
