@@ -1,19 +1,28 @@
 """One Airflow DAG per catalog dataset: consume → validate → land → publish.
 
 Generated from the catalog: adding a contract adds its DAG. Importing this file reads only the catalog's
-own modules — no broker, lake or database I/O; every task does its work when it runs. Tasks pass paths
-(the run's recorded slice and its staging files), never data. Outputs are keyed by the run's recorded offset
-slice, so a retry or rerun of a task rewrites the same files with the same bytes.
+own modules and ``CITYHUB_*`` environment variables — no broker, lake or database I/O; every task does its
+work when it runs. Tasks pass paths (the run's recorded slice and its staging files), never data. Outputs are
+keyed by the run's recorded offset slice, so a retry or rerun of a task rewrites the same files with the same
+bytes.
+
+Each DAG is scheduled by new messages on its topic *or* by the contract's cadence, whichever comes first: the
+Asset ``cityhub.kafka.<dataset>`` has an AssetWatcher whose trigger (``infra.kafka_trigger``) runs in Airflow's
+triggerer and fires when the topic holds offsets the landing group has not committed; the cadence is the
+fallback. The trigger's broker, topic and group are read from the environment when the file is parsed, so
+the DAG processor needs the same ``CITYHUB_*`` variables as the workers.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, Asset, get_current_context, task
+from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, AssetWatcher, DeltaTriggerTimetable, get_current_context, task
 
 from catalog import all_contracts
 from catalog.contract import Contract
+from infra.kafka_trigger import KafkaBacklogTrigger
+from infra.settings import Settings, get_settings
 
 DEFAULT_ARGS = {
     "owner": "cityhub",
@@ -22,17 +31,41 @@ DEFAULT_ARGS = {
     "retry_exponential_backoff": True,
     "execution_timeout": timedelta(minutes=30),
 }
+WATCH_POLL_INTERVAL_S = 5.0  # how often the triggerer looks at each topic's offsets
 
 
 def clean_asset(dataset_id: str) -> Asset:
     return Asset(name=f"cityhub.clean.{dataset_id}", uri=f"file:///cityhub/lake/clean/{dataset_id}")
 
 
-def build_dag(contract: Contract) -> DAG:
+def kafka_asset(contract: Contract, settings: Settings) -> Asset:
+    """The dataset's topic as an Asset, watched by the triggerer: new messages start the dataset's DAG."""
+    topic = settings.topic_for(contract.id)
+    trigger = KafkaBacklogTrigger(
+        bootstrap_servers=settings.bootstrap,
+        topic=topic,
+        group_id=settings.consumer_group,
+        poll_interval=WATCH_POLL_INTERVAL_S,
+    )
+    return Asset(
+        name=f"cityhub.kafka.{contract.id}",
+        uri=f"kafka://{settings.bootstrap.split(',')[0].strip()}/{topic}",
+        watchers=[AssetWatcher(name=f"cityhub_kafka_{contract.id}", trigger=trigger)],
+    )
+
+
+def schedule_for(contract: Contract, settings: Settings) -> AssetOrTimeSchedule:
+    """New messages on the topic, or the contract's cadence when none arrive (or an event was missed)."""
+    return AssetOrTimeSchedule(
+        timetable=DeltaTriggerTimetable(contract.cadence), assets=kafka_asset(contract, settings)
+    )
+
+
+def build_dag(contract: Contract, settings: Settings | None = None) -> DAG:
     with DAG(
         dag_id=contract.dag_id,
         description=f"{contract.title_en} ({contract.title_ko}): Kafka → GX → Parquet",
-        schedule=contract.cadence,
+        schedule=schedule_for(contract, settings or get_settings()),
         start_date=datetime(2026, 1, 1),
         catchup=False,
         max_active_runs=1,
@@ -86,5 +119,6 @@ def build_dag(contract: Contract) -> DAG:
     return dag
 
 
+_settings = get_settings()  # environment variables only
 for _contract in all_contracts():
-    globals()[_contract.dag_id] = build_dag(_contract)
+    globals()[_contract.dag_id] = build_dag(_contract, _settings)
