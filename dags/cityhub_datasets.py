@@ -24,12 +24,30 @@ from catalog.contract import Contract
 from infra.kafka_trigger import KafkaBacklogTrigger
 from infra.settings import Settings, get_settings
 
+
+def log_failure(context) -> None:
+    """Failure callback: one line naming the dataset, the run, the task and the reason."""
+    import logging
+
+    task_instance = context.get("task_instance") or context.get("ti")
+    dag_id = getattr(task_instance, "dag_id", "?")
+    logging.getLogger("cityhub.dags").error(
+        "cityhub task failed: dataset=%s run_id=%s task=%s try=%s reason=%s",
+        dag_id.removeprefix("cityhub_"),
+        context.get("run_id"),
+        getattr(task_instance, "task_id", "?"),
+        getattr(task_instance, "try_number", "?"),
+        context.get("exception"),
+    )
+
+
 DEFAULT_ARGS = {
     "owner": "cityhub",
     "retries": 2,
     "retry_delay": timedelta(seconds=20),
     "retry_exponential_backoff": True,
     "execution_timeout": timedelta(minutes=30),
+    "on_failure_callback": log_failure,
 }
 WATCH_POLL_INTERVAL_S = 5.0  # how often the triggerer looks at each topic's offsets
 
@@ -110,10 +128,27 @@ def build_dag(contract: Contract, settings: Settings | None = None) -> DAG:
 
         @task
         def publish(landed: dict) -> str:
+            from datetime import UTC, datetime
+
             from infra.settings import get_settings
             from ingest.landing import LandResult, publish
+            from quality.checks import run_checks
 
-            return str(publish(get_settings(), contract, LandResult(**landed)))
+            settings = get_settings()
+            context = get_current_context()
+            published = publish(settings, contract, LandResult(**landed))
+            # Freshness and volume: a breach fails the run with a clear message (a warning in a backfill).
+            interval_end = context.get("data_interval_end") or datetime.now(UTC)
+            interval_end = datetime.fromtimestamp(interval_end.timestamp(), UTC)
+            run_type = str(getattr(context.get("dag_run"), "run_type", ""))
+            # Only a scheduled or event-driven run vouches for freshness; a backfill, or a manual run (a rerun,
+            # `dags test`, the demo) may run at any time, so staleness is a warning there.
+            backfill = (
+                not any(kind in run_type for kind in ("scheduled", "asset_triggered"))
+                or interval_end < datetime.now(UTC) - 2 * contract.cadence
+            )
+            run_checks(settings, contract, landed["clean_rows"], context["run_id"], interval_end, backfill)
+            return str(published)
 
         publish(land(validate(consume())))
     return dag

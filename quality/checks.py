@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -56,10 +56,10 @@ def newest_event_time(settings: Settings, contract: Contract) -> datetime | None
 
 def freshness(contract: Contract, newest: datetime | None, interval_end: datetime, backfill: bool) -> RunCheck:
     allowed = FRESHNESS_FACTOR * contract.cadence
-    severity = "warning" if backfill else "error"
+    severity = "warning" if backfill else "error"  # a backfill's interval ended long ago
     if newest is None:
         return RunCheck("freshness", False, "warning", f"no {contract.id} readings landed yet")
-    age = interval_end - newest
+    age = timedelta(seconds=round((interval_end - newest).total_seconds()))
     if age <= allowed:
         return RunCheck("freshness", True, severity, f"newest reading {newest.isoformat()} is {age} old")
     return RunCheck(

@@ -33,6 +33,7 @@ def test_dagbag_has_one_dag_per_dataset_and_no_import_errors():
         assert [t.task_id for t in dag.topological_sort()] == ["consume", "validate", "land", "publish"]
         assert {"cityhub", contract.tier} <= set(dag.tags)
         assert all(t.retries >= 2 for t in dag.tasks)
+        assert all(t.on_failure_callback and t.execution_timeout for t in dag.tasks)
         assert dag.catchup is False
 
 
