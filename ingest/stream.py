@@ -118,14 +118,24 @@ class ChunkLander:
             decoded = _mark_dead_letters(decoded)
         table = pseudonymise(decoded, contract, self.key, settings.hmac_key_version)
         name = lake.file_name(self.recorded.topic, partition, first, end)
-        landed = landed_readings(settings, contract, table, name, self.lake_cache, self.written)
-        seen = pa.concat_tables([*self.earlier, landed])
+        landed = _compact(landed_readings(settings, contract, table, name, self.lake_cache, self.written))
+        seen = pa.concat_tables([*self.earlier, landed]) if self.earlier or landed.num_rows else landed
         table = mark_duplicates(table, self.identity, seen)
-        self.earlier.append(table.filter(pc.is_null(table.column("_decode_error"))).select(self.identity))
+        self.earlier.append(_compact(table.filter(pc.is_null(table.column("_decode_error"))).select(self.identity)))
         crash_hook(settings, "after_stage")
         table = table.append_column("_reason", row_reasons(table, contract))
         self.written.add(name)
         return land_table(settings, contract, self.recorded, partition, first, end, table)
+
+
+def _compact(identities: pa.Table) -> pa.Table:
+    """Identities kept for the rest of the slice, with string keys dictionary-encoded: a sensor's id repeats
+    in every reading, and a 2M-message backfill would otherwise hold 2M copies of it."""
+    columns = [
+        c.dictionary_encode() if pa.types.is_string(c.type) or pa.types.is_large_string(c.type) else c
+        for c in identities.columns
+    ]
+    return pa.Table.from_arrays(columns, names=identities.column_names)
 
 
 def _chunks(settings: Settings, contract: Contract, recorded: Slice) -> list[tuple[int, int, int]]:

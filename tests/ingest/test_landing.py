@@ -9,6 +9,7 @@ import pytest
 
 from catalog import get_contract
 from infra.errors import BrokerLogWentBackwards
+from infra.settings import Settings
 from ingest import lake
 from ingest.landing import land_once, new_run_id, plan_slice
 from ingest.offsets import reset_offsets, show_offsets
@@ -127,3 +128,14 @@ def test_the_same_reading_twice_lands_once_and_the_copy_is_quarantined(settings)
     assert len({(r["station_id"], r["observed_at"]) for r in clean}) == 120
     assert len(quarantined) == 50
     assert all(r["_reason"] == "ExpectColumnValuesToBeNull(_decode_error)=duplicate_reading" for r in quarantined)
+
+
+def test_a_reading_repeated_in_a_later_chunk_of_the_same_run_lands_once(settings, monkeypatch):
+    monkeypatch.setenv("CITYHUB_FETCH_MAX_RECORDS", "7")  # copies fall into later chunks of one slice
+    contract = get_contract("air_quality")
+    records, _ = simulate(contract, 40, seed=8)
+    send(settings, contract, records + records[:10])
+    ingest_loop(Settings(), ["air_quality"])
+    clean = zone_rows(settings, "air_quality", "clean")
+    assert len(clean) == 40 == len({(r["station_id"], r["observed_at"]) for r in clean})
+    assert len(zone_rows(settings, "air_quality", "quarantine")) == 10
