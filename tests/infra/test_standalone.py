@@ -41,6 +41,8 @@ def test_cityhub_airflow_serves_every_dag(settings, tmp_path):
             time.sleep(2)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=60)
+        proc.wait(timeout=90)
+    leftovers = subprocess.run(["pgrep", "-f", str(settings.airflow_dir)], capture_output=True, text=True).stdout
+    assert not leftovers.split(), f"Airflow processes outlived `cityhub airflow`: {leftovers}"
     assert wanted <= listed, f"missing {wanted - listed}; log: {(tmp_path / 'airflow.log').read_text()[-2000:]}"
     assert (settings.airflow_dir / "airflow.db").exists()  # metadata under CITYHUB_HOME
