@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import os
@@ -34,7 +35,7 @@ from infra import kafka as kafka_io
 from infra.errors import BrokerError, BrokerLogWentBackwards
 from infra.settings import Settings
 from ingest import lake
-from ingest.decode import SOURCE_TZ_HEADER, Message, decode_messages
+from ingest.decode import SOURCE_TZ_HEADER, RawRecords, decode_batch, raw_batch
 from quality.report import chunk_report
 from quality.suite import validate
 from transforms.dedupe import mark_duplicates
@@ -202,11 +203,18 @@ def pending_slices(settings: Settings, dataset_id: str) -> list[Path]:
     return sorted(found, key=lambda p: p.stat().st_mtime)
 
 
-def _fetch_range(consumer, tp: TopicPartition, first: int, end: int, timeout_s: float = 60.0) -> list[Message]:
-    """Exactly the records ``[first, end)`` of one partition."""
+def _zone(headers) -> str | None:
+    for key, value in headers:
+        if key == SOURCE_TZ_HEADER:
+            return value.decode()
+    return None
+
+
+def fetch_chunk(consumer, tp: TopicPartition, first: int, end: int, timeout_s: float = 60.0) -> RawRecords:
+    """Exactly the records ``[first, end)`` of one partition, as columns (no object per record of our own)."""
     consumer.assign([tp])
     consumer.seek(tp, first)
-    messages: list[Message] = []
+    out = RawRecords([], [], [], [], [], [])
     next_offset = first
     deadline = time.monotonic() + timeout_s
     while next_offset < end:
@@ -216,19 +224,21 @@ def _fetch_range(consumer, tp: TopicPartition, first: int, end: int, timeout_s: 
                 raise BrokerError(
                     f"{tp.topic} partition {tp.partition}: no records after offset {next_offset} for "
                     f"{timeout_s:.0f}s although the recorded slice ends at {end}",
-                    hint="the broker may be down or its log truncated; retry the run once it is back",
+                    hint="the broker may be down or its log truncated; retry once it is back",
                 )
             continue
         deadline = time.monotonic() + timeout_s
-        for record in records:
-            if record.offset >= end:
-                break
-            zone = next((v.decode() for k, v in record.headers or [] if k == SOURCE_TZ_HEADER), None)
-            messages.append(
-                Message(record.topic, record.partition, record.offset, record.timestamp, record.value, zone)
-            )
-            next_offset = record.offset + 1
-    return messages
+        offsets = [r.offset for r in records]
+        keep = bisect.bisect_left(offsets, end)
+        records = records[:keep]
+        out.offsets += offsets[:keep]
+        out.values += [r.value for r in records]
+        out.timestamps_ms += [r.timestamp for r in records]
+        out.zones += [_zone(r.headers) if r.headers else None for r in records]
+        next_offset = offsets[keep - 1] + 1 if keep else end
+    out.topics = [tp.topic] * len(out)
+    out.partitions = [tp.partition] * len(out)
+    return out
 
 
 def stage(settings: Settings, contract: Contract, slice_path: Path) -> list[Path]:
@@ -248,8 +258,8 @@ def stage(settings: Settings, contract: Contract, slice_path: Path) -> list[Path
                 ledger = lake.ledger_entry(settings.lake, contract.id, recorded.topic, part.partition, first, end)
                 if recorded.resumed_from and _landed_by(ledger, recorded):
                     continue  # the crashed run landed this chunk completely before it died
-                messages = _fetch_range(consumer, tp, first, end)
-                decoded = decode_messages(messages, contract, settings.max_message_bytes)
+                records = fetch_chunk(consumer, tp, first, end)
+                decoded = decode_batch(raw_batch(records, contract, settings.max_message_bytes), contract)
                 if recorded.topic == settings.dead_letter_topic_for(contract.id):
                     decoded = _mark_dead_letters(decoded)
                 table = pseudonymise(decoded, contract, key, settings.hmac_key_version)

@@ -12,12 +12,10 @@ to GX by a test); the Airflow DAGs run the GX suite itself.
 
 from __future__ import annotations
 
-import bisect
 import contextvars
 import logging
 import shutil
 import sys
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -28,12 +26,11 @@ from kafka import TopicPartition
 
 from catalog.contract import Contract
 from infra import kafka as kafka_io
-from infra.errors import BrokerError
 from infra.logs import add_context, landing_context
 from infra.progress import ProgressLine
 from infra.settings import Settings
 from ingest import lake
-from ingest.decode import SOURCE_TZ_HEADER, RawRecords, decode_batch, raw_batch
+from ingest.decode import decode_batch, raw_batch
 from ingest.landing import (
     LandResult,
     Slice,
@@ -41,6 +38,7 @@ from ingest.landing import (
     _landed_by,
     _mark_dead_letters,
     crash_hook,
+    fetch_chunk,
     land_table,
     landed_readings,
     load_slice,
@@ -56,44 +54,6 @@ from transforms.pseudonymise import pseudonymise
 log = logging.getLogger(__name__)
 Commit = Callable[[TopicPartition, int], None]
 BACKFILL = 100_000  # a slice this long is a backfill: show a progress line (on a terminal)
-
-
-def _zone(headers) -> str | None:
-    for key, value in headers:
-        if key == SOURCE_TZ_HEADER:
-            return value.decode()
-    return None
-
-
-def fetch_chunk(consumer, tp: TopicPartition, first: int, end: int, timeout_s: float = 60.0) -> RawRecords:
-    """Exactly the records ``[first, end)`` of one partition, as columns (no object per record of our own)."""
-    consumer.assign([tp])
-    consumer.seek(tp, first)
-    out = RawRecords([], [], [], [], [], [])
-    next_offset = first
-    deadline = time.monotonic() + timeout_s
-    while next_offset < end:
-        records = consumer.poll(timeout_ms=1000, max_records=end - next_offset).get(tp, [])
-        if not records:
-            if time.monotonic() > deadline:
-                raise BrokerError(
-                    f"{tp.topic} partition {tp.partition}: no records after offset {next_offset} for "
-                    f"{timeout_s:.0f}s although the recorded slice ends at {end}",
-                    hint="the broker may be down or its log truncated; retry once it is back",
-                )
-            continue
-        deadline = time.monotonic() + timeout_s
-        offsets = [r.offset for r in records]
-        keep = bisect.bisect_left(offsets, end)
-        records = records[:keep]
-        out.offsets += offsets[:keep]
-        out.values += [r.value for r in records]
-        out.timestamps_ms += [r.timestamp for r in records]
-        out.zones += [_zone(r.headers) if r.headers else None for r in records]
-        next_offset = offsets[keep - 1] + 1 if keep else end
-    out.topics = [tp.topic] * len(out)
-    out.partitions = [tp.partition] * len(out)
-    return out
 
 
 class ChunkLander:
