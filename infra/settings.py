@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     broker_wait_s: float = Field(
         120.0, description="How long `cityhub ingest --until-idle` retries an unreachable broker before giving up."
     )
+    kafka_client: Literal["librdkafka", "kafka-python"] = Field(
+        "librdkafka",
+        description="Client landing fetches with: `librdkafka` (confluent-kafka, C, ~4x faster) or `kafka-python`.",
+    )
     fetch_max_records: int = Field(50_000, description="Most messages decoded into one Arrow batch.")
     max_message_bytes: int = Field(
         1024 * 1024, description="Largest message landing parses; bigger ones are quarantined as oversized_message."

@@ -12,14 +12,12 @@
 
 from __future__ import annotations
 
-import bisect
 import json
 import logging
 import os
 import re
 import shutil
 import signal
-import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,10 +30,11 @@ from kafka.structs import OffsetAndMetadata
 
 from catalog.contract import Contract
 from infra import kafka as kafka_io
-from infra.errors import BrokerError, BrokerLogWentBackwards
+from infra.errors import BrokerLogWentBackwards
 from infra.settings import Settings
 from ingest import lake
-from ingest.decode import SOURCE_TZ_HEADER, RawRecords, decode_batch, raw_batch
+from ingest.decode import decode_batch, raw_batch
+from ingest.fetch import range_fetcher
 from quality.report import chunk_report
 from quality.suite import validate
 from transforms.dedupe import mark_duplicates
@@ -203,44 +202,6 @@ def pending_slices(settings: Settings, dataset_id: str) -> list[Path]:
     return sorted(found, key=lambda p: p.stat().st_mtime)
 
 
-def _zone(headers) -> str | None:
-    for key, value in headers:
-        if key == SOURCE_TZ_HEADER:
-            return value.decode()
-    return None
-
-
-def fetch_chunk(consumer, tp: TopicPartition, first: int, end: int, timeout_s: float = 60.0) -> RawRecords:
-    """Exactly the records ``[first, end)`` of one partition, as columns (no object per record of our own)."""
-    consumer.assign([tp])
-    consumer.seek(tp, first)
-    out = RawRecords([], [], [], [], [], [])
-    next_offset = first
-    deadline = time.monotonic() + timeout_s
-    while next_offset < end:
-        records = consumer.poll(timeout_ms=1000, max_records=end - next_offset).get(tp, [])
-        if not records:
-            if time.monotonic() > deadline:
-                raise BrokerError(
-                    f"{tp.topic} partition {tp.partition}: no records after offset {next_offset} for "
-                    f"{timeout_s:.0f}s although the recorded slice ends at {end}",
-                    hint="the broker may be down or its log truncated; retry once it is back",
-                )
-            continue
-        deadline = time.monotonic() + timeout_s
-        offsets = [r.offset for r in records]
-        keep = bisect.bisect_left(offsets, end)
-        records = records[:keep]
-        out.offsets += offsets[:keep]
-        out.values += [r.value for r in records]
-        out.timestamps_ms += [r.timestamp for r in records]
-        out.zones += [_zone(r.headers) if r.headers else None for r in records]
-        next_offset = offsets[keep - 1] + 1 if keep else end
-    out.topics = [tp.topic] * len(out)
-    out.partitions = [tp.partition] * len(out)
-    return out
-
-
 def stage(settings: Settings, contract: Contract, slice_path: Path) -> list[Path]:
     """Fetch, decode and pseudonymise each chunk of the recorded slice into a staging Parquet file."""
     recorded = load_slice(slice_path)
@@ -250,7 +211,7 @@ def stage(settings: Settings, contract: Contract, slice_path: Path) -> list[Path
     identity = reading_identity(contract)
     staged_keys: list[pa.Table] = []  # readings of this run's earlier chunks, not landed yet
     paths = []
-    consumer = kafka_io.consumer(settings)
+    fetcher = range_fetcher(settings)
     try:
         for part in recorded.partitions:
             tp = TopicPartition(recorded.topic, part.partition)
@@ -258,7 +219,7 @@ def stage(settings: Settings, contract: Contract, slice_path: Path) -> list[Path
                 ledger = lake.ledger_entry(settings.lake, contract.id, recorded.topic, part.partition, first, end)
                 if recorded.resumed_from and _landed_by(ledger, recorded):
                     continue  # the crashed run landed this chunk completely before it died
-                records = fetch_chunk(consumer, tp, first, end)
+                records = fetcher.fetch(tp, first, end)
                 decoded = decode_batch(raw_batch(records, contract, settings.max_message_bytes), contract)
                 if recorded.topic == settings.dead_letter_topic_for(contract.id):
                     decoded = _mark_dead_letters(decoded)
@@ -272,7 +233,7 @@ def stage(settings: Settings, contract: Contract, slice_path: Path) -> list[Path
                 paths.append(path)
                 crash_hook(settings, "after_stage")
     finally:
-        consumer.close()
+        fetcher.close()
     return paths
 
 

@@ -31,6 +31,7 @@ from infra.progress import ProgressLine
 from infra.settings import Settings
 from ingest import lake
 from ingest.decode import decode_batch, raw_batch
+from ingest.fetch import range_fetcher
 from ingest.landing import (
     LandResult,
     Slice,
@@ -38,7 +39,6 @@ from ingest.landing import (
     _landed_by,
     _mark_dead_letters,
     crash_hook,
-    fetch_chunk,
     land_table,
     landed_readings,
     load_slice,
@@ -149,7 +149,7 @@ def _land_streaming(
     lander = ChunkLander(settings, contract, recorded)
     total = sum(p.end - p.start for p in recorded.partitions)
     progress = ProgressLine(f"{contract.id}", total, min_total=BACKFILL)
-    fetcher = kafka_io.consumer(settings)
+    fetcher = range_fetcher(settings)
     committer = None
     if commit is None:
         committer = kafka_io.consumer(settings)
@@ -158,7 +158,7 @@ def _land_streaming(
         with ThreadPoolExecutor(1, thread_name_prefix=f"land-{contract.id}") as worker:
             in_flight: tuple[int, int, int, Future] | None = None
             for partition, first, end in _chunks(settings, contract, recorded):
-                records = fetch_chunk(fetcher, TopicPartition(recorded.topic, partition), first, end)
+                records = fetcher.fetch(TopicPartition(recorded.topic, partition), first, end)
                 # Built here rather than on the worker: turning Python lists into Arrow needs the GIL,
                 # which this thread holds anyway while it fetches.
                 batch = raw_batch(records, contract, settings.max_message_bytes)

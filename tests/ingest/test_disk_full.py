@@ -7,6 +7,7 @@ import resource
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -25,7 +26,10 @@ def _small_disk() -> None:
 
 def test_disk_full_fails_cleanly_and_commits_nothing(settings):
     contract = get_contract("traffic_flow")
-    send(settings, contract, simulate(contract, 20_000, seed=51)[0])  # far more than 48 KiB of Parquet
+    # 8 hours of readings inside one UTC day: every chunk's first file is far more than 48 KiB of Parquet (a
+    # chunk straddling midnight would write a small file for its few rows of the other day first)
+    yesterday = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    send(settings, contract, simulate(contract, 20_000, seed=51, start=yesterday)[0])
     cli = Path(sys.executable).with_name("cityhub")
     env = {**os.environ}
     full = subprocess.run(
