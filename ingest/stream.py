@@ -81,7 +81,8 @@ class ChunkLander:
         landed = _compact(landed_readings(settings, contract, table, name, self.lake_cache, self.written))
         seen = pa.concat_tables([*self.earlier, landed]) if self.earlier or landed.num_rows else landed
         table = mark_duplicates(table, self.identity, seen)
-        self.earlier.append(_compact(table.filter(pc.is_null(table.column("_decode_error"))).select(self.identity)))
+        decoded_well = pc.is_null(table.column("_decode_error"))
+        self.earlier.append(_compact(table.select(self.identity).filter(decoded_well)))
         crash_hook(settings, "after_stage")
         table = table.append_column("_reason", row_reasons(table, contract))
         self.written.add(name)
