@@ -38,7 +38,7 @@ from ingest import lake
 from ingest.decode import SOURCE_TZ_HEADER, RawRecords, decode_batch, raw_batch
 from quality.report import chunk_report
 from quality.suite import validate
-from transforms.dedupe import mark_duplicates
+from transforms.dedupe import first_copies, mark_duplicates
 from transforms.pseudonymise import pseudonymise
 
 log = logging.getLogger(__name__)
@@ -266,7 +266,7 @@ def stage(settings: Settings, contract: Contract, slice_path: Path) -> list[Path
                 name = lake.file_name(recorded.topic, part.partition, first, end)
                 seen = pa.concat_tables([*staged_keys, landed_readings(settings, contract, table, name)])
                 table = mark_duplicates(table, identity, seen)
-                staged_keys.append(table.filter(pc.is_null(table.column("_decode_error"))).select(identity))
+                staged_keys.append(first_copies(table, identity))
                 path = out_dir / f"{part.partition}-{first}-{end}.parquet"
                 _write_scratch(table, path)
                 paths.append(path)
@@ -296,7 +296,7 @@ def _landed_by(ledger: Path, recorded: Slice) -> bool:
 
 def reading_identity(contract: Contract) -> list[str]:
     """What makes two rows the same reading: the contract's key columns and its event time."""
-    return [*contract.key_columns, contract.event_time]
+    return list(contract.identity)
 
 
 def landed_readings(
