@@ -102,6 +102,11 @@ class Contract:
         return f"cityhub_{self.id}"
 
     @property
+    def identity(self) -> tuple[str, ...]:
+        """What makes two rows the same reading: the key columns and the event time (unique in the clean zone)."""
+        return (*self.key_columns, self.event_time)
+
+    @property
     def is_open(self) -> bool:
         return self.tier == "open"
 

@@ -108,9 +108,11 @@ def build_dag(contract: Contract, settings: Settings | None = None) -> DAG:
         def validate(consumed: dict) -> dict:
             from pathlib import Path
 
+            from infra.settings import get_settings
             from ingest.landing import validate_staged
 
-            validated = validate_staged(contract, [Path(p) for p in consumed["staged"]])
+            # GX's results also go to the dataset's Data Docs (served under /quality/)
+            validated = validate_staged(contract, [Path(p) for p in consumed["staged"]], get_settings())
             return {"slice": consumed["slice"], "validated": [str(p) for p in validated]}
 
         @task(outlets=[clean_asset(contract.id)])

@@ -69,6 +69,12 @@ class Settings(BaseSettings):
         "(after_stage, after_file, after_ledger, after_commit). Never set it in production.",
     )
     airflow_home: Path | None = Field(None, description="AIRFLOW_HOME for cityhub's Airflow. Default: HOME/airflow.")
+    data_docs_keep: int = Field(
+        50,
+        ge=1,
+        description="GX validation results kept per dataset in the Data Docs under /quality/ (older ones are "
+        "dropped when a run adds its own; GX's index build re-reads all that are kept).",
+    )
 
     @cached_property
     def root(self) -> Path:

@@ -5,7 +5,8 @@
    slice *before* reading. A retry or rerun of the same run id re-reads exactly its recorded slice.
 2. :func:`stage` fetches the slice in fixed-size chunks, decodes each whole chunk into Arrow and pseudonymises
    personal columns, writing one staging file per chunk.
-3. :func:`validate_staged` runs the dataset's GX suite on each staging file and records every row's verdict.
+3. :func:`validate_staged` runs the dataset's GX suite on each staging file and records every row's verdict
+   (and, given the settings, GX's results in the dataset's Data Docs).
 4. :func:`land_validated` writes clean and quarantine Parquet durably under names derived from the offsets, and
    only then commits the offsets to the consumer group.
 """
@@ -18,9 +19,11 @@ import os
 import re
 import shutil
 import signal
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,10 +38,14 @@ from infra.settings import Settings
 from ingest import lake
 from ingest.decode import decode_batch, raw_batch
 from ingest.fetch import range_fetcher
+from quality import docs
 from quality.report import chunk_report
 from quality.suite import validate
-from transforms.dedupe import mark_duplicates
+from transforms.dedupe import DUPLICATE, first_copies, mark_duplicates
 from transforms.pseudonymise import pseudonymise
+
+if TYPE_CHECKING:
+    from great_expectations.core import ExpectationSuiteValidationResult
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +234,7 @@ def stage(settings: Settings, contract: Contract, slice_path: Path) -> list[Path
                 name = lake.file_name(recorded.topic, part.partition, first, end)
                 seen = pa.concat_tables([*staged_keys, landed_readings(settings, contract, table, name)])
                 table = mark_duplicates(table, identity, seen)
-                staged_keys.append(table.filter(pc.is_null(table.column("_decode_error"))).select(identity))
+                staged_keys.append(first_copies(table, identity))
                 path = out_dir / f"{part.partition}-{first}-{end}.parquet"
                 _write_scratch(table, path)
                 paths.append(path)
@@ -257,7 +264,7 @@ def _landed_by(ledger: Path, recorded: Slice) -> bool:
 
 def reading_identity(contract: Contract) -> list[str]:
     """What makes two rows the same reading: the contract's key columns and its event time."""
-    return [*contract.key_columns, contract.event_time]
+    return list(contract.identity)
 
 
 def landed_readings(
@@ -325,22 +332,64 @@ def _validation_groups(staged: list[Path]) -> list[list[Path]]:
     return groups
 
 
-def validate_staged(contract: Contract, staged: list[Path]) -> list[Path]:
+def validate_staged(contract: Contract, staged: list[Path], settings: Settings | None = None) -> list[Path]:
     """GX-validate the staging files (several chunks per GX run); write each back with a ``_reason`` column
-    (null = clean)."""
-    out = []
-    for group in _validation_groups(staged):
-        tables = [pq.read_table(path) for path in group]
-        combined = pa.concat_tables(tables)
-        verdict = validate(combined, contract)
-        reasons = verdict.reasons(combined.num_rows, combined.column("_decode_error"))
-        offset = 0
-        for path, table in zip(group, tables, strict=True):
-            target = path.with_suffix(".validated.parquet")
-            _write_scratch(table.append_column("_reason", reasons.slice(offset, table.num_rows)), target)
-            offset += table.num_rows
-            out.append(target)
+    (null = clean). With ``settings``, GX's results also go to the dataset's Data Docs (:mod:`quality.docs`),
+    under the run that staged the files."""
+    out: list[Path] = []
+    results: docs.Results = []
+    try:
+        for group in _validation_groups(staged):
+            out += _validate_group(contract, group, results if settings is not None else None)
+    finally:
+        # Once per run, after its last batch — or the batch that failed the run, so the docs show why.
+        if settings is not None and results:
+            _record_docs(settings, contract, staged[0], results)
     return out
+
+
+def _validate_group(contract: Contract, group: list[Path], results: docs.Results | None) -> list[Path]:
+    tables = [pq.read_table(path) for path in group]
+    combined = pa.concat_tables(tables)
+    keep = None
+    if results is not None:
+        markers = docs.batch_markers(contract, combined.num_rows, _later_copies(combined))
+        name = _batch_name(group)
+
+        def keep(result: ExpectationSuiteValidationResult) -> None:
+            # the publishable copy only: GX's own holds every failing row's id and value
+            results.append((name, docs.publishable(result, contract, markers)))
+
+    verdict = validate(combined, contract, record=keep)
+    reasons = verdict.reasons(combined.num_rows, combined.column("_decode_error"))
+    out, offset = [], 0
+    for path, table in zip(group, tables, strict=True):
+        target = path.with_suffix(".validated.parquet")
+        _write_scratch(table.append_column("_reason", reasons.slice(offset, table.num_rows)), target)
+        offset += table.num_rows
+        out.append(target)
+    return out
+
+
+def _later_copies(table: pa.Table) -> int:
+    if DUPLICATE not in table.column_names:
+        return 0
+    return pc.sum(pc.fill_null(table.column(DUPLICATE), False)).as_py() or 0
+
+
+def _batch_name(group: list[Path]) -> str:
+    """The chunks a GX batch holds, e.g. ``chunks_0-0-500_to_2-1000-1500`` (partition-first-end)."""
+    first, last = (p.name.split(".")[0] for p in (group[0], group[-1]))
+    return f"chunks_{first}" + (f"_to_{last}" if last != first else "")
+
+
+def _record_docs(settings: Settings, contract: Contract, staged: Path, results: docs.Results) -> None:
+    slice_path = staged.parent.parent / "slice.json"  # stage() writes a run's files beside its slice
+    # The slice's recording time: a retried validate task stores its results under the same keys again.
+    run_time = datetime.fromtimestamp(slice_path.stat().st_mtime, UTC)
+    started = time.monotonic()
+    docs.record_safely(settings, contract, load_slice(slice_path).run_id, run_time, results)
+    log.info("Data Docs updated in %.2f s", time.monotonic() - started, extra={"dataset": contract.id})
 
 
 def _dates(times: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -489,7 +538,7 @@ def land_once(settings: Settings, contract: Contract, run_id: str, topic: str | 
         shutil.rmtree(slice_path.parent)
         return LandResult(contract.id, run_id)
     staged = stage(settings, contract, slice_path)
-    result = land_validated(settings, contract, slice_path, validate_staged(contract, staged))
+    result = land_validated(settings, contract, slice_path, validate_staged(contract, staged, settings))
     publish(settings, contract, result)
     shutil.rmtree(slice_path.parent / "staged", ignore_errors=True)
     return result

@@ -3,7 +3,8 @@
 Unchanged content is recognised three ways, whichever the server allows: ETag (``If-None-Match`` → 304),
 Last-Modified (``If-Modified-Since`` → 304), and the SHA-256 of the body. The source's state is saved only
 after the broker acknowledged every record: a crash in between re-produces the content, and landing then
-quarantines the copies as ``duplicate_reading`` — nothing is lost and the clean zone holds each reading once.
+quarantines the copies (they fail the suite's uniqueness expectation) — nothing is lost and the clean zone
+holds each reading once.
 """
 
 from __future__ import annotations

@@ -57,7 +57,9 @@ def reland(settings: Settings, contract: Contract, chunks: list[tuple[int, int, 
     )
     path = run_dir(settings, contract.id, run_id) / "slice.json"
     _write_json(path, asdict(recorded))
-    result = land_validated(settings, contract, path, validate_staged(contract, stage(settings, contract, path)))
+    result = land_validated(
+        settings, contract, path, validate_staged(contract, stage(settings, contract, path), settings)
+    )
     publish(settings, contract, result)
     return result
 

@@ -21,7 +21,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from kafka import TopicPartition
 
 from catalog.contract import Contract
@@ -48,7 +47,7 @@ from ingest.landing import (
     run_dir,
 )
 from quality.rules import row_reasons
-from transforms.dedupe import mark_duplicates
+from transforms.dedupe import first_copies, mark_duplicates
 from transforms.pseudonymise import pseudonymise
 
 log = logging.getLogger(__name__)
@@ -81,8 +80,7 @@ class ChunkLander:
         landed = _compact(landed_readings(settings, contract, table, name, self.lake_cache, self.written))
         seen = pa.concat_tables([*self.earlier, landed]) if self.earlier or landed.num_rows else landed
         table = mark_duplicates(table, self.identity, seen)
-        decoded_well = pc.is_null(table.column("_decode_error"))
-        self.earlier.append(_compact(table.select(self.identity).filter(decoded_well)))
+        self.earlier.append(_compact(first_copies(table, self.identity)))
         crash_hook(settings, "after_stage")
         table = table.append_column("_reason", row_reasons(table, contract))
         self.written.add(name)

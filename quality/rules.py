@@ -9,17 +9,48 @@ both on the same batches to keep it so.
 
 from __future__ import annotations
 
+from functools import reduce
+
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from catalog.contract import Contract
 from infra.errors import QualityError
-from quality.suite import DECODE_CHECK, ExpectationSpec, expectation_specs, required_columns
+from quality.suite import (
+    DECODE_CHECK,
+    ExpectationSpec,
+    check_columns,
+    expectation_specs,
+    required_columns,
+    with_duplicate_marks,
+)
 
 
-def _failed(spec: ExpectationSpec, column: pa.ChunkedArray) -> pa.ChunkedArray:
+def _not_unique(spec: ExpectationSpec, table: pa.Table) -> pa.ChunkedArray:
+    """Like GX's compound uniqueness on its row condition: every copy of a repeated combination fails (rows
+    with a missing value are skipped), and so does every row marked as a later copy."""
+    columns = spec.kwargs.get("column_list") or [spec.kwargs["column"]]
+    checks = [pc.is_null(table.column(c)) for c in spec.where_null] + [pc.is_valid(table.column(c)) for c in columns]
+    eligible = reduce(pc.and_, checks)
+    index = pa.array(np.arange(table.num_rows, dtype=np.int64))
+    rows = table.select(columns).append_column("_i", index).filter(eligible)
+    counts = rows.group_by(columns).aggregate([("_i", "count")])
+    failed = pa.array(np.zeros(table.num_rows, dtype=bool))
+    if counts.num_rows < rows.num_rows:  # only then is there a repeat to find (usually there is none)
+        repeated = rows.join(counts, columns).filter(pc.field("_i_count") > 1).column("_i")
+        failed = pc.is_in(index, value_set=repeated.combine_chunks())
+    if spec.marked_by is not None:
+        failed = pc.or_(failed, pc.fill_null(table.column(spec.marked_by), False))
+    return pa.chunked_array([failed])
+
+
+def _failed(spec: ExpectationSpec, table: pa.Table) -> pa.ChunkedArray:
     """Rows failing ``spec``; like GX, a null fails only the null checks."""
     kind, kwargs = spec.type, spec.kwargs
+    if kind in ("ExpectCompoundColumnsToBeUnique", "ExpectColumnValuesToBeUnique"):
+        return _not_unique(spec, table)
+    column = table.column(kwargs["column"])
     if kind == "ExpectColumnValuesToBeNull":
         return pc.is_valid(column)
     if kind == "ExpectColumnValuesToNotBeNull":
@@ -41,21 +72,16 @@ def _failed(spec: ExpectationSpec, column: pa.ChunkedArray) -> pa.ChunkedArray:
 
 def row_reasons(table: pa.Table, contract: Contract) -> pa.ChunkedArray:
     """Per row: the failed expectations joined by ``;`` (null for a clean row), as GX would name them."""
-    missing = [c for c in required_columns(contract) if c not in table.column_names]
-    if missing:
-        raise QualityError(
-            f"batch for {contract.id} is unusable: columns {missing} are missing",
-            hint="the decoded batch does not match the contract",
-        )
+    check_columns(table, contract, "the decoded batch does not match the contract")
+    table = with_duplicate_marks(table)
     no_reason = pa.scalar(None, pa.string())
     labels = []
     for spec in expectation_specs(contract, required_columns(contract)):
         if not spec.row_level:
             continue
-        column = table.column(spec.kwargs["column"])
-        failed = _failed(spec, column)
+        failed = _failed(spec, table)
         if spec.name == DECODE_CHECK:  # the decode problem's kind (never a value) is named with it
-            label = pc.binary_join_element_wise(f"{spec.name}=", column.cast(pa.string()), "")
+            label = pc.binary_join_element_wise(f"{spec.name}=", table.column("_decode_error").cast(pa.string()), "")
         else:
             label = pa.scalar(spec.name)
         labels.append(pc.if_else(failed, label, no_reason))

@@ -1,7 +1,10 @@
 """Duplicate readings: the same key and observation time seen twice appears once in the clean zone.
 
-A pure Table → Table function. Later copies are not dropped: they get ``_decode_error = 'duplicate_reading'``,
-which the GX suite's ``_decode_error`` expectation turns into a quarantine reason, so nothing vanishes silently.
+A pure Table → Table function. Later copies are not dropped: they get ``_duplicate = true``, which the GX
+suite's uniqueness expectation (``ExpectCompoundColumnsToBeUnique(<keys>,<event time>)``, see
+:mod:`quality.suite`) turns into a quarantine reason, so nothing vanishes silently. The marking happens here,
+not in GX, because only this step sees what landed before and knows which copy came first: GX's own
+uniqueness check flags every copy of a repeated reading, the first one included.
 """
 
 from __future__ import annotations
@@ -10,14 +13,17 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-DUPLICATE = "duplicate_reading"
+DUPLICATE = "_duplicate"  # true on a later copy of a reading; null on every other row
 
 
 def mark_duplicates(table: pa.Table, keys: list[str], seen: pa.Table | None = None) -> pa.Table:
-    """Flag every row whose ``keys`` occurred in an earlier row of ``table`` (by partition, offset) or in
-    ``seen`` (keys already landed). Rows already failing to decode, or with a null key, are left alone."""
+    """Add ``_duplicate``: true on every row whose ``keys`` occurred in an earlier row of ``table`` (by
+    partition, offset) or in ``seen`` (keys already landed). Rows failing to decode, or with a null key, are
+    left alone (null)."""
+    if DUPLICATE in table.column_names:
+        table = table.drop_columns([DUPLICATE])
     if table.num_rows == 0 or not _may_repeat(table, keys, seen):
-        return table
+        return table.append_column(pa.field(DUPLICATE, pa.bool_()), pa.nulls(table.num_rows, pa.bool_()))
     cols = ", ".join(f'"{k}"' for k in keys)
     valid = " AND ".join([f'"{k}" IS NOT NULL' for k in keys] + ["_decode_error IS NULL"])
     con = duckdb.connect(config={"threads": 1})
@@ -29,15 +35,21 @@ def mark_duplicates(table: pa.Table, keys: list[str], seen: pa.Table | None = No
                 SELECT *, row_number() OVER (PARTITION BY {cols}, ({valid}) ORDER BY _partition, _offset) AS _rn
                 FROM t
             ), prior AS (SELECT DISTINCT {cols}, true AS _landed FROM seen)
-            SELECT * EXCLUDE (_rn, _landed) REPLACE (
-                CASE WHEN ({valid}) AND (_rn > 1 OR _landed) THEN '{DUPLICATE}' ELSE _decode_error END
-                AS _decode_error)
+            SELECT * EXCLUDE (_rn, _landed),
+                CASE WHEN ({valid}) AND (_rn > 1 OR _landed) THEN true END AS {DUPLICATE}
             FROM ranked LEFT JOIN prior USING ({cols})
             ORDER BY _partition, _offset
         """).to_arrow_table()
     finally:
         con.close()
-    return result.select(table.column_names).cast(table.schema)
+    schema = table.schema.append(pa.field(DUPLICATE, pa.bool_()))
+    return result.select(schema.names).cast(schema)
+
+
+def first_copies(table: pa.Table, keys: list[str]) -> pa.Table:
+    """The ``keys`` of the rows that decoded and are no later copy: what a later chunk must not repeat."""
+    kept = pc.and_(pc.is_null(table.column("_decode_error")), pc.is_null(table.column(DUPLICATE)))
+    return table.select(keys).filter(kept)  # select first: filtering the whole table would copy the payloads
 
 
 def _may_repeat(table: pa.Table, keys: list[str], seen: pa.Table | None) -> bool:

@@ -127,7 +127,7 @@ def test_the_same_reading_twice_lands_once_and_the_copy_is_quarantined(settings)
     assert len(clean) == 120
     assert len({(r["station_id"], r["observed_at"]) for r in clean}) == 120
     assert len(quarantined) == 50
-    assert all(r["_reason"] == "ExpectColumnValuesToBeNull(_decode_error)=duplicate_reading" for r in quarantined)
+    assert all(r["_reason"] == "ExpectCompoundColumnsToBeUnique(station_id,observed_at)" for r in quarantined)
 
 
 def test_a_reading_repeated_in_a_later_chunk_of_the_same_run_lands_once(settings, monkeypatch):

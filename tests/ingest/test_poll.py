@@ -70,5 +70,5 @@ def test_poll_produces_once_and_skips_unchanged_content(settings, portal):
 
     clean, quarantined = ingest_loop(settings, ["kr_air_quality"])["kr_air_quality"]
     # The re-published file repeats every reading (one with a changed value): the first copy stays clean,
-    # the repeats are quarantined as duplicate_reading (first wins; corrections are not applied as updates).
+    # the repeats fail the suite's uniqueness expectation (first wins; corrections are not applied as updates).
     assert (clean, quarantined) == (650, 6 + 650 + 6)
