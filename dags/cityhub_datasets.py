@@ -45,7 +45,9 @@ DEFAULT_ARGS = {
     "owner": "cityhub",
     "retries": 2,
     "retry_delay": timedelta(seconds=20),
-    "retry_exponential_backoff": True,
+    # A multiplier since Airflow 3 (True = 1 keeps the delay constant): retries after 20–40 s, then 40–80 s.
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=5),
     "execution_timeout": timedelta(minutes=30),
     "on_failure_callback": log_failure,
 }
