@@ -2,9 +2,13 @@
 
 Generated from the catalog: adding a contract adds its DAG. Importing this file reads only the catalog's
 own modules and ``CITYHUB_*`` environment variables — no broker, lake or database I/O; every task does its
-work when it runs. Tasks pass paths (the run's recorded slice and its staging files), never data. Outputs are
-keyed by the run's recorded offset slice, so a retry or rerun of a task rewrites the same files with the same
-bytes.
+work when it runs. Tasks pass paths (the run's recorded slices and their staging files), never data. Outputs
+are keyed by the run's recorded offset slices, so a retry or rerun of a task rewrites the same files with the
+same bytes.
+
+Each run lands two slices in the same four tasks: the dataset's topic and its dead-letter topic
+``<prefix>dlq.<dataset>``, whose records all go to quarantine (reason ``dead_letter``), as ``cityhub ingest``
+does.
 
 Each DAG is scheduled by new messages on its topic *or* by the contract's cadence, whichever comes first: the
 Asset ``cityhub.kafka.<dataset>`` has an AssetWatcher whose trigger (``infra.kafka_trigger``) runs in Airflow's
@@ -45,7 +49,9 @@ DEFAULT_ARGS = {
     "owner": "cityhub",
     "retries": 2,
     "retry_delay": timedelta(seconds=20),
-    "retry_exponential_backoff": True,
+    # A multiplier since Airflow 3 (True = 1 keeps the delay constant): retries after 20–40 s, then 40–80 s.
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=5),
     "execution_timeout": timedelta(minutes=30),
     "on_failure_callback": log_failure,
 }
@@ -95,13 +101,13 @@ def build_dag(contract: Contract, settings: Settings | None = None) -> DAG:
         @task
         def consume() -> dict:
             from infra.settings import get_settings
-            from ingest.landing import plan_slice, stage
+            from ingest.landing import plan_run, stage
 
             settings = get_settings()
-            slice_path = plan_slice(settings, contract, get_current_context()["run_id"])
+            # the dataset's topic and its dead-letter topic, each recorded before it is read
+            slices = plan_run(settings, contract, get_current_context()["run_id"])
             return {
-                "slice": str(slice_path),
-                "staged": [str(p) for p in stage(settings, contract, slice_path)],
+                "slices": [{"slice": str(s), "staged": [str(p) for p in stage(settings, contract, s)]} for s in slices]
             }
 
         @task
@@ -111,9 +117,19 @@ def build_dag(contract: Contract, settings: Settings | None = None) -> DAG:
             from infra.settings import get_settings
             from ingest.landing import validate_staged
 
+            settings = get_settings()
             # GX's results also go to the dataset's Data Docs (served under /quality/)
-            validated = validate_staged(contract, [Path(p) for p in consumed["staged"]], get_settings())
-            return {"slice": consumed["slice"], "validated": [str(p) for p in validated]}
+            return {
+                "slices": [
+                    {
+                        "slice": s["slice"],
+                        "validated": [
+                            str(p) for p in validate_staged(contract, [Path(p) for p in s["staged"]], settings)
+                        ],
+                    }
+                    for s in consumed["slices"]
+                ]
+            }
 
         @task(outlets=[clean_asset(contract.id)])
         def land(validated: dict) -> dict:
@@ -121,12 +137,10 @@ def build_dag(contract: Contract, settings: Settings | None = None) -> DAG:
             from pathlib import Path
 
             from infra.settings import get_settings
-            from ingest.landing import land_validated
+            from ingest.landing import land_run
 
-            result = land_validated(
-                get_settings(), contract, Path(validated["slice"]), [Path(p) for p in validated["validated"]]
-            )
-            return asdict(result)
+            slices = [(Path(s["slice"]), [Path(p) for p in s["validated"]]) for s in validated["slices"]]
+            return asdict(land_run(get_settings(), contract, get_current_context()["run_id"], slices))
 
         @task
         def publish(landed: dict) -> str:

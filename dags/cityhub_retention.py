@@ -23,7 +23,8 @@ with DAG(
         "owner": "cityhub",
         "retries": 2,
         "retry_delay": timedelta(minutes=5),
-        "retry_exponential_backoff": True,
+        "retry_exponential_backoff": 2.0,  # a multiplier in Airflow 3 (True would mean a constant delay)
+        "max_retry_delay": timedelta(hours=1),
         "execution_timeout": timedelta(minutes=30),
     },
     tags=["cityhub", "retention"],

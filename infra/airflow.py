@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import dags
@@ -93,10 +94,15 @@ def prepare(settings: Settings, env: dict[str, str] | None = None) -> None:
     _airflow(settings, "dags", "reserialize", env=env)
 
 
-def run_dags(settings: Settings, dag_ids: list[str]) -> list[DagRunOutcome]:
-    """Run each DAG once for real and report what Airflow's metadata recorded."""
+def run_dags(settings: Settings, dag_ids: list[str], logical_date: datetime | None = None) -> list[DagRunOutcome]:
+    """Run each DAG once for real and report what Airflow's metadata recorded.
+
+    With a ``logical_date`` the run's id is ``manual__<logical_date>``, so running again with the same date is a
+    rerun of the same run: Airflow clears its task instances and replaces the DagRun under the same run id,
+    and the tasks find the slices that run recorded."""
+    when = [f"--logical-date={logical_date.isoformat()}"] if logical_date else []
     proc = subprocess.run(
-        [sys.executable, "-m", "infra.airflow_child", *dag_ids],
+        [sys.executable, "-m", "infra.airflow_child", *when, *dag_ids],
         env=airflow_env(settings),
         capture_output=True,
         text=True,

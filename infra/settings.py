@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     data_go_kr_key: str | None = Field(
         None, description="Service key of Korea's public data portal (data.go.kr), filled into source URLs."
     )
+    source_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per-source URL overrides, a JSON object {source id: URL or file path}: fetch a catalog source "
+        "(catalog/sources.py) from a mirror or a local copy instead.",
+    )
     crash_point: str | None = Field(
         None,
         description="Test hook: `STEP[:N]` kills the landing process (SIGKILL) at the N-th time it reaches STEP "

@@ -85,6 +85,11 @@ class LandResult:
     quarantined_rows: int = 0
     files: list[str] = field(default_factory=list)
 
+    def add(self, other: LandResult) -> None:
+        self.clean_rows += other.clean_rows
+        self.quarantined_rows += other.quarantined_rows
+        self.files += other.files
+
 
 _CRASH_COUNTS: dict[str, int] = {}
 
@@ -137,19 +142,18 @@ def plan_slice(
     run_id: str,
     topic: str | None = None,
     partitions: set[int] | None = None,
+    optional: bool = False,
 ) -> Path:
     """Record the offsets this run lands (of the dataset's topic, or ``topic`` such as its dead-letter topic);
     an existing record for ``run_id`` is reused unchanged. ``partitions`` limits the run to the partitions
-    this process owns in its consumer group (default: all of them)."""
+    this process owns in its consumer group (default: all of them). An ``optional`` topic that does not exist
+    (a dead-letter topic nobody wrote to) records an empty slice instead of failing."""
     path = run_dir(settings, contract.id, run_id) / "slice.json"
     if path.exists():
         log.info("reusing recorded slice", extra={"dataset": contract.id, "run_id": run_id})
         return path
-    pending = [
-        p
-        for p in pending_slices(settings, contract.id)
-        if partitions is None or {part.partition for part in load_slice(p).partitions} & partitions
-    ]
+    topic = topic or settings.topic_for(contract.id)
+    pending = [p for p in pending_slices(settings, contract.id) if _adoptable(load_slice(p), topic, partitions)]
     if pending:
         # An earlier run died before it finished: land exactly its offsets first, so that the chunks it may
         # have half-written are rewritten under the same names rather than covered by differently cut ones.
@@ -166,9 +170,43 @@ def plan_slice(
             extra={"dataset": contract.id, "run_id": run_id},
         )
         return path
-    topic = topic or settings.topic_for(contract.id)
+    parts = _unlanded(settings, contract, topic, partitions, optional)
+    recorded = Slice(contract.id, topic, run_id, settings.fetch_max_records, parts)
+    _write_json(path, asdict(recorded))
+    log.info("planned slice %s", recorded.describe(), extra={"dataset": contract.id, "run_id": run_id})
+    return path
+
+
+def _adoptable(earlier: Slice, topic: str, partitions: set[int] | None) -> bool:
+    """Whether an unfinished slice is this run's to finish: same topic (a DAG run records its dead-letter slice
+    beside its topic's, and neither may take the other's offsets over) and partitions this process owns."""
+    owned = partitions is None or bool({part.partition for part in earlier.partitions} & partitions)
+    return earlier.topic == topic and owned
+
+
+def dead_letter_run_id(run_id: str) -> str:
+    """Where a DAG run records its dead-letter topic's slice: a run folder of its own beside the topic's."""
+    return f"dlq__{run_id}"
+
+
+def plan_run(settings: Settings, contract: Contract, run_id: str) -> list[Path]:
+    """A DAG run's recorded slices: the dataset's topic, then its dead-letter topic (empty while it does not
+    exist). A retry or rerun of the run gets the same two records back."""
+    dead_letters = settings.dead_letter_topic_for(contract.id)
+    return [
+        plan_slice(settings, contract, run_id),
+        plan_slice(settings, contract, dead_letter_run_id(run_id), dead_letters, optional=True),
+    ]
+
+
+def _unlanded(
+    settings: Settings, contract: Contract, topic: str, partitions: set[int] | None, optional: bool
+) -> list[PartitionSlice]:
+    """Per partition, the offsets from what is committed or landed (whichever is further) to the log's end."""
     consumer = kafka_io.consumer(settings)
     try:
+        if optional and topic not in consumer.topics():
+            return []
         tps = kafka_io.partitions_of(consumer, topic)
         begins = consumer.beginning_offsets(tps)
         ends = kafka_io.true_end_offsets(consumer, tps)
@@ -190,12 +228,9 @@ def plan_slice(
             start = max(committed, landed_end, begins[tp])
             if ends[tp] > start:
                 parts.append(PartitionSlice(tp.partition, start, ends[tp]))
+        return parts
     finally:
         consumer.close()
-    recorded = Slice(contract.id, topic, run_id, settings.fetch_max_records, parts)
-    _write_json(path, asdict(recorded))
-    log.info("planned slice %s", recorded.describe(), extra={"dataset": contract.id, "run_id": run_id})
-    return path
 
 
 def pending_slices(settings: Settings, dataset_id: str) -> list[Path]:
@@ -501,6 +536,17 @@ def land_validated(settings: Settings, contract: Contract, slice_path: Path, val
     finally:
         consumer.close()
     _write_json(slice_path.parent / "landed.json", asdict(result))
+    return result
+
+
+def land_run(
+    settings: Settings, contract: Contract, run_id: str, validated: list[tuple[Path, list[Path]]]
+) -> LandResult:
+    """Land each of a DAG run's recorded slices (its topic's, its dead-letter topic's) with their validated
+    files; the total is the run's."""
+    result = LandResult(contract.id, run_id)
+    for slice_path, paths in validated:
+        result.add(land_validated(settings, contract, slice_path, paths))
     return result
 
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import formatdate
 from pathlib import Path
 from urllib.parse import urlparse
@@ -77,6 +77,8 @@ def _fetch(settings: Settings, url: str, state: dict) -> tuple[int, bytes, dict]
 
 
 def poll(settings: Settings, source: PollSource) -> PollResult:
+    if source.id in settings.source_urls:
+        source = replace(source, url=settings.source_urls[source.id])  # a mirror or a local copy
     state_path = _state_path(settings, source)
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
     status, body, validators = _fetch(settings, source.url, state)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from datetime import timedelta
 
 from catalog import all_contracts
 from catalog.sources import SOURCES
@@ -24,17 +25,31 @@ def test_dagbag_has_one_dag_per_dataset_and_no_import_errors():
     assert sorted(bag.dag_ids) == sorted([c.dag_id for c in all_contracts()] + extra)
     retention = bag.dags["cityhub_retention"]
     assert {t.task_id for t in retention.tasks} == {f"retain_{c.id}" for c in all_contracts()}
-    assert "cityhub" in retention.tags and all(t.retries >= 2 for t in retention.tasks)
+    assert "cityhub" in retention.tags
     poll = bag.dags["cityhub_open_data_poll"]
     assert {t.task_id for t in poll.tasks} == {f"poll_{s.id}" for s in SOURCES}
-    assert "cityhub" in poll.tags and all(t.retries >= 2 for t in poll.tasks)
+    assert "cityhub" in poll.tags
     for contract in all_contracts():
         dag = bag.dags[contract.dag_id]
         assert [t.task_id for t in dag.topological_sort()] == ["consume", "validate", "land", "publish"]
         assert {"cityhub", contract.tier} <= set(dag.tags)
-        assert all(t.retries >= 2 for t in dag.tasks)
-        assert all(t.on_failure_callback and t.execution_timeout for t in dag.tasks)
+        assert all(t.on_failure_callback for t in dag.tasks)
         assert dag.catchup is False
+
+
+def test_every_task_has_a_time_limit_and_retries_with_exponential_backoff():
+    """As the scheduler sees them (the serialized DAGs): it computes the next try's delay from these."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    bag = _dagbag()
+    for dag_id, dag in bag.dags.items():
+        for task in DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag)).tasks:
+            where = f"{dag_id}.{task.task_id}"
+            assert task.execution_timeout and task.execution_timeout > timedelta(0), where
+            assert task.retries >= 2 and task.retry_delay > timedelta(0), where
+            # a multiplier since Airflow 3: True (= 1) means a constant delay
+            assert task.retry_exponential_backoff >= 2, where
+            assert task.max_retry_delay and task.max_retry_delay > task.retry_delay, where  # a cap that lets it grow
 
 
 def test_importing_the_dags_does_no_io(tmp_path):

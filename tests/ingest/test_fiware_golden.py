@@ -67,7 +67,12 @@ def test_real_examples_land_as_golden_rows(settings, dataset_id, name):
     result = land_once(settings, contract, new_run_id("test"))
     assert (result.clean_rows, result.quarantined_rows) == (1, 0)
     [row] = _landed(settings, dataset_id)
-    expected = GOLDEN[dataset_id][name]
+    assert_golden_row(row, GOLDEN[dataset_id][name])
+    assert row["_topic"] == settings.topic_for(dataset_id)
+
+
+def assert_golden_row(row: dict, expected: dict) -> None:
+    """A landed clean row (as DuckDB reads it) has the golden row's values (the DAG runs' test uses it too)."""
     got = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items() if k in expected}
     if expected.get("observed_at") == "@kafka_timestamp":  # the entity carries no time of its own
         assert row["observed_at"] == row["_kafka_ts"]
@@ -78,4 +83,3 @@ def test_real_examples_land_as_golden_rows(settings, dataset_id, name):
             assert got[key] == pytest.approx(value), key
         else:
             assert got[key] == value, key
-    assert row["_topic"] == settings.topic_for(dataset_id)
