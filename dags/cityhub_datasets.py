@@ -25,25 +25,9 @@ from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, AssetWatcher, DeltaTrig
 
 from catalog import all_contracts
 from catalog.contract import Contract
+from infra.dag_callbacks import log_failure
 from infra.kafka_trigger import KafkaBacklogTrigger
 from infra.settings import Settings, get_settings
-
-
-def log_failure(context) -> None:
-    """Failure callback: one line naming the dataset, the run, the task and the reason."""
-    import logging
-
-    task_instance = context.get("task_instance") or context.get("ti")
-    dag_id = getattr(task_instance, "dag_id", "?")
-    logging.getLogger("cityhub.dags").error(
-        "cityhub task failed: dataset=%s run_id=%s task=%s try=%s reason=%s",
-        dag_id.removeprefix("cityhub_"),
-        context.get("run_id"),
-        getattr(task_instance, "task_id", "?"),
-        getattr(task_instance, "try_number", "?"),
-        context.get("exception"),
-    )
-
 
 DEFAULT_ARGS = {
     "owner": "cityhub",

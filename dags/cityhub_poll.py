@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, task
 
 from catalog.sources import SOURCES, PollSource
+from infra.dag_callbacks import log_failure
 
 with DAG(
     dag_id="cityhub_open_data_poll",
@@ -26,6 +27,7 @@ with DAG(
         "retry_exponential_backoff": 2.0,  # a multiplier in Airflow 3 (True would mean a constant delay)
         "max_retry_delay": timedelta(minutes=15),
         "execution_timeout": timedelta(minutes=15),
+        "on_failure_callback": log_failure,
     },
     tags=["cityhub", "poll"],
     doc_md=__doc__,

@@ -11,6 +11,7 @@ from airflow.sdk import DAG, get_current_context, task
 
 from catalog import all_contracts
 from catalog.contract import Contract
+from infra.dag_callbacks import log_failure
 
 with DAG(
     dag_id="cityhub_retention",
@@ -26,6 +27,7 @@ with DAG(
         "retry_exponential_backoff": 2.0,  # a multiplier in Airflow 3 (True would mean a constant delay)
         "max_retry_delay": timedelta(hours=1),
         "execution_timeout": timedelta(minutes=30),
+        "on_failure_callback": log_failure,
     },
     tags=["cityhub", "retention"],
     doc_md=__doc__,
