@@ -111,8 +111,8 @@ class LibrdkafkaFetcher:
                 "client.id": "cityhub-landing",
                 "fetch.max.bytes": 64 * 1024 * 1024,
                 "max.partition.fetch.bytes": 8 * 1024 * 1024,
-                # what it may prefetch ahead of landing: two chunks' worth, not the default 64 MB per partition
-                "queued.max.messages.kbytes": 32 * 1024,
+                # what it may prefetch ahead of landing: a chunk's worth, not the default 64 MB
+                "queued.max.messages.kbytes": 16 * 1024,
                 # its own log lines (connection trouble) go through cityhub's logging, not raw to stderr
                 "logger": logging.getLogger("ingest.librdkafka"),
             }
