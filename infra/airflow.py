@@ -8,6 +8,7 @@ API — so that DAGs start by their schedules and asset watchers (``dag.test()``
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 import json
 import os
@@ -87,9 +88,38 @@ def _airflow(settings: Settings, *args: str, timeout: float = 600, env: dict[str
     return proc.stdout
 
 
+def write_config(settings: Settings) -> Path:
+    """Write the project's settings into ``AIRFLOW_HOME/airflow.cfg``, so that a plain
+    ``AIRFLOW_HOME=var/airflow airflow dags list-import-errors`` (or any Airflow command a data engineer types)
+    sees cityhub's DAGs and metadata database rather than Airflow's defaults and example DAGs. Other keys of an
+    existing file are kept; environment variables still override the file, as always in Airflow."""
+    path = settings.airflow_dir / "airflow.cfg"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    config = configparser.ConfigParser(interpolation=None)
+    if path.exists():
+        config.read(path, encoding="utf-8")
+    env = airflow_env(settings)
+    wanted = {
+        ("core", "dags_folder"): env["AIRFLOW__CORE__DAGS_FOLDER"],
+        ("core", "load_examples"): "False",
+        ("core", "dags_are_paused_at_creation"): "False",
+        ("database", "sql_alchemy_conn"): env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"],
+        ("logging", "base_log_folder"): env["AIRFLOW__LOGGING__BASE_LOG_FOLDER"],
+    }
+    if all(config.get(section, key, fallback=None) == value for (section, key), value in wanted.items()):
+        return path
+    for (section, key), value in wanted.items():
+        if not config.has_section(section):
+            config.add_section(section)
+        config.set(section, key, value)
+    with open(path, "w", encoding="utf-8") as handle:
+        config.write(handle)
+    return path
+
+
 def prepare(settings: Settings, env: dict[str, str] | None = None) -> None:
     """Create or upgrade the metadata database and serialize the DAGs (dag.test() needs both)."""
-    settings.airflow_dir.mkdir(parents=True, exist_ok=True)
+    write_config(settings)
     _airflow(settings, "db", "migrate", env=env)
     _airflow(settings, "dags", "reserialize", env=env)
 

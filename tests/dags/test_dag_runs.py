@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -276,3 +279,24 @@ def test_the_retention_dag_drops_old_partitions_and_keeps_the_ledger(hub: Settin
     assert again.run_id != rerun.outcomes[again.dag_id].run_id
     assert (_landed(hub, again)["clean_rows"], _landed(hub, again)["quarantined_rows"]) == (0, 0)
     assert sum(pq.ParquetFile(hub.root / p).metadata.num_rows for p in retained.files if "/clean/" in p) > 0
+
+
+def test_plain_airflow_commands_on_the_projects_airflow_home_see_the_dags(hub: Settings, first: Runs):
+    """A data engineer types Airflow's own CLI with only AIRFLOW_HOME set: it finds cityhub's DAGs (not the
+    example DAGs) in cityhub's metadata database, and no import errors."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env["AIRFLOW_HOME"] = str(hub.airflow_dir)
+    airflow = str(Path(sys.executable).with_name("airflow"))
+
+    def run(*args: str) -> str:
+        proc = subprocess.run([airflow, *args], env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc.stdout
+
+    run("dags", "reserialize")
+    assert "No data found" in run("dags", "list-import-errors")
+    out = run("dags", "list", "--output", "json")
+    listed = json.loads(out[out.index("[{") :].strip().splitlines()[0])  # Airflow prints warnings first
+    ids = {d["dag_id"] for d in listed}
+    assert {c.dag_id for c in all_contracts()} | {"cityhub_open_data_poll", "cityhub_retention"} <= ids
+    assert not {i for i in ids if not i.startswith("cityhub_")}  # no example DAGs
