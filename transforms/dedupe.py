@@ -22,6 +22,8 @@ def mark_duplicates(table: pa.Table, keys: list[str], seen: pa.Table | None = No
     left alone (null)."""
     if DUPLICATE in table.column_names:
         table = table.drop_columns([DUPLICATE])
+    if seen is not None:
+        seen = _in_range(seen, table, keys[-1])
     if table.num_rows == 0 or not _may_repeat(table, keys, seen):
         return table.append_column(pa.field(DUPLICATE, pa.bool_()), pa.nulls(table.num_rows, pa.bool_()))
     cols = ", ".join(f'"{k}"' for k in keys)
@@ -44,6 +46,21 @@ def mark_duplicates(table: pa.Table, keys: list[str], seen: pa.Table | None = No
         con.close()
     schema = table.schema.append(pa.field(DUPLICATE, pa.bool_()))
     return result.select(schema.names).cast(schema)
+
+
+def _in_range(seen: pa.Table, table: pa.Table, key: str) -> pa.Table:
+    """The rows of ``seen`` whose ``key`` (the observation time) lies within ``table``'s range: only they can
+    repeat a row of ``table``. A long backfill remembers millions of readings; a chunk spans minutes to hours
+    of them, so this keeps each chunk's check proportional to the chunk, not to everything seen so far."""
+    if seen.num_rows == 0 or pa.types.is_dictionary(seen.schema.field(key).type):
+        return seen
+    bounds = pc.min_max(table.column(key))
+    low, high = bounds["min"], bounds["max"]
+    if not low.is_valid:
+        return seen.slice(0, 0)
+    column = seen.column(key)
+    within = pc.and_(pc.greater_equal(column, low.cast(column.type)), pc.less_equal(column, high.cast(column.type)))
+    return seen.filter(pc.fill_null(within, False))
 
 
 def first_copies(table: pa.Table, keys: list[str]) -> pa.Table:
