@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
@@ -302,20 +303,14 @@ def reading_identity(contract: Contract) -> list[str]:
     return list(contract.identity)
 
 
-def landed_readings(
-    settings: Settings,
-    contract: Contract,
-    table: pa.Table,
-    chunk_name: str,
-    cache: dict[str, pa.Table] | None = None,
-    skip: set[str] | frozenset[str] = frozenset(),
-) -> pa.Table:
-    """Identities of clean rows already in the lake on the dates ``table`` touches — except the files of this
-    very chunk and of later offsets of its partition: a retry, or a new owner of the partition after a
-    rebalance, must reach the same verdicts the first time did, whichever later chunks exist by now.
+def landed_readings(settings: Settings, contract: Contract, table: pa.Table, chunk_name: str) -> pa.Table:
+    """Identities of clean rows already in the lake that could repeat a row of ``table`` — on the dates it
+    touches and within its range of observation times — except the files of this very chunk and of later
+    offsets of its partition: a retry, or a new owner of the partition after a rebalance, must reach the same
+    verdicts the first time did, whichever later chunks exist by now.
 
-    A streaming run passes a ``cache`` (each file is read once per run) and ``skip``s the files it wrote
-    itself, whose readings it already holds."""
+    The time range is pushed down to Parquet (row-group statistics, then rows), so a long backfill reads only
+    the files whose times overlap the chunk and holds no growing memory of what it landed."""
     identity = reading_identity(contract)
     this = lake.parse_name(chunk_name)
     schema = contract.schema
@@ -325,18 +320,20 @@ def landed_readings(
         return empty
     base = lake.dataset_dir(settings.lake, "clean", contract.id)
     files = [
-        str(f)
+        f
         for date in pc.unique(_dates(times)).drop_null().to_pylist()
         for f in (base / f"date={date}").glob("*.parquet")
-        if f.name not in skip and not _same_or_later(lake.parse_name(f.name), this)
+        if not _same_or_later(lake.parse_name(f.name), this)
     ]
     if not files:
         return empty
-    cache = {} if cache is None else cache
-    for f in files:
-        if f not in cache:
-            cache[f] = pq.read_table(f, columns=identity, schema=schema).cast(empty.schema)
-    return pa.concat_tables(cache[f] for f in files)
+    bounds = pc.min_max(times)
+    event = contract.event_time
+    window = (pc.field(event) >= bounds["min"]) & (pc.field(event) <= bounds["max"])
+    found = ds.dataset([str(f) for f in files], schema=schema, format="parquet").to_table(
+        columns=identity, filter=window, use_threads=False
+    )
+    return found.cast(empty.schema)
 
 
 def _same_or_later(other: tuple[str, int, int, int] | None, this: tuple[str, int, int, int] | None) -> bool:

@@ -47,7 +47,7 @@ from ingest.landing import (
     run_dir,
 )
 from quality.rules import row_reasons
-from transforms.dedupe import first_copies, mark_duplicates
+from transforms.dedupe import mark_duplicates
 from transforms.pseudonymise import pseudonymise
 
 log = logging.getLogger(__name__)
@@ -58,17 +58,15 @@ BACKFILL = 100_000  # a slice this long is a backfill: show a progress line (on 
 class ChunkLander:
     """Decode → pseudonymise → deduplicate → validate → land, for the chunks of one recorded slice in order.
 
-    Runs on the worker thread; the identities of this slice's earlier chunks are remembered so that a reading
-    repeated across chunks lands once, without re-reading files this slice just wrote."""
+    Runs on the worker thread. A reading repeated across chunks lands once: each chunk is compared with the
+    clean files already in the lake, this slice's earlier chunks included, within its own range of observation
+    times (so memory does not grow with the length of a backfill)."""
 
     def __init__(self, settings: Settings, contract: Contract, recorded: Slice):
         self.settings, self.contract, self.recorded = settings, contract, recorded
         self.key = settings.pseudonym_key() if contract.personal_columns else b""
         self.identity = reading_identity(contract)
         self.dead_letters = recorded.topic == settings.dead_letter_topic_for(contract.id)
-        self.earlier: list[pa.Table] = []
-        self.lake_cache: dict[str, pa.Table] = {}  # identities of files landed before, read once per slice
-        self.written: set[str] = set()  # names of this slice's chunks: their readings are in ``earlier``
 
     def land(self, partition: int, first: int, end: int, batch: pa.Table) -> tuple[int, int, list[str]]:
         settings, contract = self.settings, self.contract
@@ -77,24 +75,11 @@ class ChunkLander:
             decoded = _mark_dead_letters(decoded)
         table = pseudonymise(decoded, contract, self.key, settings.hmac_key_version)
         name = lake.file_name(self.recorded.topic, partition, first, end)
-        landed = _compact(landed_readings(settings, contract, table, name, self.lake_cache, self.written))
-        seen = pa.concat_tables([*self.earlier, landed]) if self.earlier or landed.num_rows else landed
-        table = mark_duplicates(table, self.identity, seen)
-        self.earlier.append(_compact(first_copies(table, self.identity)))
+        # the slice's own earlier chunks are in the lake by now: they are read back like any landed file
+        table = mark_duplicates(table, self.identity, landed_readings(settings, contract, table, name))
         crash_hook(settings, "after_stage")
         table = table.append_column("_reason", row_reasons(table, contract))
-        self.written.add(name)
         return land_table(settings, contract, self.recorded, partition, first, end, table)
-
-
-def _compact(identities: pa.Table) -> pa.Table:
-    """Identities kept for the rest of the slice, with string keys dictionary-encoded: a sensor's id repeats
-    in every reading, and a 2M-message backfill would otherwise hold 2M copies of it."""
-    columns = [
-        c.dictionary_encode() if pa.types.is_string(c.type) or pa.types.is_large_string(c.type) else c
-        for c in identities.columns
-    ]
-    return pa.Table.from_arrays(columns, names=identities.column_names)
 
 
 def _chunks(settings: Settings, contract: Contract, recorded: Slice) -> list[tuple[int, int, int]]:
