@@ -123,7 +123,7 @@ def read_clean(lake_dir: Path, spec: RollupSpec, dates: list[date]) -> pa.Table:
     files = [f for d in dates for f in sorted((base / f"date={d.isoformat()}").glob("*.parquet"))]
     tables = [pq.read_table(f, columns=spec.columns) for f in files]
     if not tables:
-        return pa.table({c: pa.array([], pa.float64()) for c in spec.columns}).cast(_input_schema(spec))
+        return _input_schema(spec).empty_table()
     return pa.concat_tables(tables, promote_options="permissive")
 
 
