@@ -204,6 +204,10 @@ def bench_ingest(records: int, repeat: int = 3) -> dict:
 
 
 def run_bench(settings: Settings, suite: str, rows: int) -> dict:
+    if suite == "transforms":
+        from bench.transforms import bench_transforms
+
+        return bench_transforms(rows)
     if suite != "ingest":
-        raise BadRequest(f"unknown benchmark suite {suite!r}", hint="available: ingest")
+        raise BadRequest(f"unknown benchmark suite {suite!r}", hint="available: ingest, transforms")
     return bench_ingest(rows)

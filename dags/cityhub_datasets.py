@@ -25,6 +25,7 @@ from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, AssetWatcher, DeltaTrig
 
 from catalog import all_contracts
 from catalog.contract import Contract
+from infra.assets import clean_asset
 from infra.dag_callbacks import log_failure
 from infra.kafka_trigger import KafkaBacklogTrigger
 from infra.settings import Settings, get_settings
@@ -40,10 +41,6 @@ DEFAULT_ARGS = {
     "on_failure_callback": log_failure,
 }
 WATCH_POLL_INTERVAL_S = 5.0  # how often the triggerer looks at each topic's offsets
-
-
-def clean_asset(dataset_id: str) -> Asset:
-    return Asset(name=f"cityhub.clean.{dataset_id}", uri=f"file:///cityhub/lake/clean/{dataset_id}")
 
 
 def kafka_asset(contract: Contract, settings: Settings) -> Asset:

@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("bench", help="measure throughput against baselines in the same run")
-    p.add_argument("suite", choices=["ingest"])
+    p.add_argument("suite", choices=["ingest", "transforms"])
     p.add_argument("--records", "--rows", dest="rows", type=int, default=200_000)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)

@@ -13,7 +13,7 @@ import io
 import json
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 import pyarrow as pa
@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from catalog import all_contracts, get_contract
 from catalog.contract import Contract
-from infra.errors import BadRequest, CityhubError, Forbidden
+from infra.errors import BadRequest, CityhubError, Forbidden, NotFound
 from infra.settings import Settings, get_settings
 from quality.report import partition_reports
 from quality.suite import expectation_specs, required_columns
@@ -199,6 +199,41 @@ def download(
         media_type=MEDIA[format],
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+@router.get("/rollups/{grain}/{by}", summary="Hourly (UTC) or daily (Seoul) rollups by district or 250 m cell")
+def rollups(
+    request: Request,
+    contract: Annotated[Contract, Depends(open_dataset)],
+    grain: Annotated[Literal["hour", "day"], Path(description="hour (UTC hours) or day (days in Asia/Seoul)")],
+    by: Annotated[Literal["district", "cell"], Path(description="district (Seoul 자치구) or cell (250 m grid)")],
+    since: Annotated[date | None, Query(description="first date (inclusive): the hour's UTC date, or the day")] = None,
+    until: Annotated[date | None, Query(description="last date (exclusive)")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000, description="rows (≤ 10000)")] = 1000,
+) -> dict:
+    from ingest.rollups import FILE_NAME, rollup_dir
+    from transforms.rollup import PLACE_COLUMN, rollup_spec
+
+    if rollup_spec(contract) is None:
+        raise NotFound(
+            f"dataset {contract.id!r} has no rollups",
+            hint="rollups exist for open datasets with coordinates and numeric measures",
+        )
+    lake = _lake(request)
+    folder = rollup_dir(lake.settings.lake, contract.id, grain, by)
+    if not any(folder.glob(f"date=*/{FILE_NAME}")):
+        return {"dataset": contract.id, "grain": grain, "by": by, "count": 0, "rows": [], "truncated": False}
+    where = [f'CAST("{grain}" AS DATE) {op} ?' for value, op in ((since, ">="), (until, "<")) if value]
+    sql = (
+        f"SELECT * FROM read_parquet('{folder}/date=*/{FILE_NAME}', hive_partitioning = false) "
+        f"{'WHERE ' + ' AND '.join(where) if where else ''} "
+        f'ORDER BY "{grain}", "{PLACE_COLUMN[by]}" NULLS LAST LIMIT {min(limit, lake.settings.max_page_rows) + 1}'
+    )
+    with lake.cursor() as cur, lake.time_limit(cur):
+        table = cur.sql(sql, params=[v for v in (since, until) if v]).to_arrow_table()
+    truncated = table.num_rows > limit
+    rows = _json_ready(table.slice(0, limit))
+    return {"dataset": contract.id, "grain": grain, "by": by, "count": len(rows), "rows": rows, "truncated": truncated}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -10,6 +10,7 @@ from datetime import timedelta
 from catalog import all_contracts
 from catalog.sources import SOURCES
 from infra.airflow import DAGS_FOLDER
+from ingest.rollups import rollup_contracts
 
 
 def _dagbag():
@@ -22,7 +23,8 @@ def test_dagbag_has_one_dag_per_dataset_and_no_import_errors():
     bag = _dagbag()
     assert bag.import_errors == {}
     extra = ["cityhub_open_data_poll", "cityhub_retention"]
-    assert sorted(bag.dag_ids) == sorted([c.dag_id for c in all_contracts()] + extra)
+    rollups = [f"cityhub_rollup_{c.id}" for c in rollup_contracts()]
+    assert sorted(bag.dag_ids) == sorted([c.dag_id for c in all_contracts()] + extra + rollups)
     retention = bag.dags["cityhub_retention"]
     assert {t.task_id for t in retention.tasks} == {f"retain_{c.id}" for c in all_contracts()}
     assert "cityhub" in retention.tags
@@ -34,6 +36,11 @@ def test_dagbag_has_one_dag_per_dataset_and_no_import_errors():
         assert [t.task_id for t in dag.topological_sort()] == ["consume", "validate", "land", "publish"]
         assert {"cityhub", contract.tier} <= set(dag.tags)
         assert dag.catchup is False
+    for dataset in (c.id for c in rollup_contracts()):  # each rollup DAG runs when its dataset has landed
+        dag = bag.dags[f"cityhub_rollup_{dataset}"]
+        assert [t.task_id for t in dag.tasks] == ["roll_up"]
+        assert {"cityhub", "rollup", "open", dataset} <= set(dag.tags) and dag.catchup is False
+        assert [a.name for a in dag.timetable.asset_condition.objects] == [f"cityhub.clean.{dataset}"]
     for dag in bag.dags.values():  # a failed task of any DAG logs one line naming dataset, run and reason
         assert all(t.on_failure_callback for t in dag.tasks), dag.dag_id
 
@@ -63,7 +70,8 @@ def refuse(*a, **k): raise AssertionError("network I/O at import")
 socket.socket.connect = refuse
 socket.create_connection = refuse
 import runpy
-runpy.run_path({str(DAGS_FOLDER / "cityhub_datasets.py")!r})
+for name in ("cityhub_datasets.py", "cityhub_rollups.py"):
+    runpy.run_path(str({str(DAGS_FOLDER)!r}) + "/" + name)
 assert not os.path.exists({str(home)!r}), "the DAG file touched CITYHUB_HOME at import"
 print("ok")
 """
