@@ -50,14 +50,13 @@ def update_reports(settings: Settings, contract: Contract, files: list[str]) -> 
         path = report_path(settings, contract.id, date)
         try:
             report = partition_report(settings, contract, date)
+            if report is not None:
+                _write(path, report)
+                written.append(path)
+                continue
         except Exception as exc:  # noqa: BLE001 - any Arrow, DuckDB or disk error: no report, no extract
-            log.warning("k-anonymity report of %s %s not computed: %s", contract.id, date, exc)
-            report = None
-        if report is None:
-            path.unlink(missing_ok=True)
-            continue
-        _write(path, report)
-        written.append(path)
+            log.warning("k-anonymity report of %s %s not stored: %s", contract.id, date, exc)
+        path.unlink(missing_ok=True)  # none, rather than one that describes other rows
     return written
 
 
@@ -88,8 +87,11 @@ def _write(path: Path, report: dict) -> None:
     """Durably, whole or not at all (temp file, fsync, rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as handle:
-        json.dump(report, handle, indent=2, sort_keys=True, ensure_ascii=False)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as handle:
+            json.dump(report, handle, indent=2, sort_keys=True, ensure_ascii=False)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no partial file behind

@@ -22,7 +22,7 @@ from catalog.contract import KEY_VERSION, PSEUDONYM_TYPE
 from infra.kafka import ensure_topics
 from infra.settings import Settings
 from ingest import lake
-from ingest.kanon_reports import read_reports, report_path
+from ingest.kanon_reports import read_reports, report_path, update_reports
 from ingest.landing import land_once, land_run, new_run_id, plan_run, publish, stage, validate_staged
 from ingest.produce import send
 from ingest.retention import apply_retention
@@ -283,6 +283,13 @@ def test_reviewers_see_the_reports_as_counts_and_retention_removes_them(settings
     # counts and column names only: no district, no age band, no time, no pseudonym
     assert not re.search(r"[0-9a-f]{64}|구|\d+-\d+\"|T\d\d:\d\d", body.text.replace(reports[0]["date"], ""))
     dates = {r["date"] for r in reports}
+    # a report that cannot be computed is removed (no report, no extract), and landing goes on
+    files = [str(f) for f in (settings.lake / "clean" / "care_sensors").rglob("*.parquet")]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("ingest.kanon_reports.kanon_report", lambda *a: 1 / 0)
+        assert update_reports(settings, contract, files) == []
+    assert read_reports(settings, "care_sensors") == []
+    assert len(update_reports(settings, contract, files)) == len(dates)
     apply_retention(settings, contract, date.fromisoformat(max(dates)) + timedelta(days=400))
     assert read_reports(settings, "care_sensors") == []
     assert not any((settings.lake / "_kanon" / "care_sensors").iterdir())
