@@ -93,4 +93,5 @@ def read_pseudonymised(paths: list[Path] | list[str], contract: Contract, column
     if not paths:
         schema = contract.schema
         return (schema if columns is None else pa.schema([schema.field(c) for c in columns])).empty_table()
-    return pq.read_table([str(p) for p in paths], columns=columns, read_dictionary=wanted)
+    # the lake's folders say date=…: no hive partition column is wanted, the rows carry their own times
+    return pq.read_table([str(p) for p in paths], columns=columns, read_dictionary=wanted, partitioning=None)
