@@ -11,9 +11,23 @@ from typing import Literal
 
 import pyarrow as pa
 
+from infra.errors import ContractError
+
 Tier = Literal["open", "safezone"]
 Kind = Literal["string", "float", "int", "bool", "timestamp", "entity_id", "lon", "lat"]
 Handling = Literal["hmac", "drop"]
+# How a quasi-identifier is coarsened wherever rows could leave the safe zone (transforms/generalise.py):
+# coordinates to a 250 m grid cell or the district, times to the 15-minute bucket, ages to 5-year bands.
+Generalisation = Literal["cell_250m", "district", "bucket_15min", "age_5y"]
+_GENERALISES: dict[str, tuple[str, ...]] = {  # which generalisations suit which kind of column
+    "cell_250m": ("lon", "lat"),
+    "district": ("lon", "lat"),
+    "bucket_15min": ("timestamp",),
+    "age_5y": ("int",),
+}
+# A pseudonymised column is stored dictionary-encoded: one 64-character digest per person, not per row.
+PSEUDONYM_TYPE = pa.dictionary(pa.int32(), pa.string())
+KEY_VERSION = "_pseudonym_key_version"
 
 KAFKA_TIMESTAMP = "@kafka_timestamp"  # a source meaning "the Kafka record's timestamp"
 
@@ -50,7 +64,11 @@ class Column:
     maximum: float | None = None
     required: bool = False
     allowed: tuple[str, ...] | None = None
-    personal: Handling | None = None  # how a personal column is handled before anything is written
+    personal: Handling | None = None  # how a personal column (direct identifier) is handled before any write
+    # A quasi-identifier: not identifying alone, but in combination (place, time, age). ``generalise`` says how
+    # it is coarsened (and implies ``quasi_identifier``); a quasi-identifier without it is coarse already.
+    quasi_identifier: bool = False
+    generalise: Generalisation | None = None
     time_format: str | None = None  # strptime format of a timestamp that is not ISO 8601, e.g. "%d/%m/%Y"
     hour_from: str | None = None  # attribute holding the hour of day to add (date and hour sent apart)
 
@@ -59,8 +77,37 @@ class Column:
         return _ARROW_TYPES[self.kind]
 
     @property
+    def stored_type(self) -> pa.DataType:
+        """The type in the lake: pseudonyms dictionary-encoded, everything else as decoded."""
+        return PSEUDONYM_TYPE if self.personal == "hmac" else self.arrow_type
+
+    @property
     def source_paths(self) -> tuple[str, ...]:
         return self.sources or (self.name,)
+
+    @property
+    def is_quasi_identifier(self) -> bool:
+        return self.quasi_identifier or self.generalise is not None
+
+    @property
+    def generalised_name(self) -> str:
+        """The column a generalised table holds in its place: a coordinate pair becomes one column named after
+        the pair's prefix (``start_lon``/``start_lat`` → ``start_district``), an age ``<name>_band``; a time
+        keeps its name (floored); an undeclared column is unchanged."""
+        if self.generalise in ("cell_250m", "district"):
+            return self.name[:-3] + self.generalise
+        if self.generalise == "age_5y":
+            return f"{self.name}_band"
+        return self.name
+
+    @property
+    def partner(self) -> str | None:
+        """The other half of a coordinate pair (``x_lon`` ↔ ``x_lat``), by the naming convention."""
+        if self.kind == "lon":
+            return self.name[:-3] + "lat"
+        if self.kind == "lat":
+            return self.name[:-3] + "lon"
+        return None
 
 
 @dataclass(frozen=True)
@@ -86,15 +133,68 @@ class Contract:
     volume_bounds: tuple[float, float] = (0.5, 2.0)  # a run's rows vs the trailing mean of earlier runs
     volume_window: int = 7  # how many earlier runs make the trailing mean
     missing_markers: tuple[str, ...] = ()  # text values that mean "no value", e.g. "-" on Korean portals
+    # The pseudonymised column whose distinct values are the data subjects (rider, household): the k-anonymity
+    # report counts equivalence classes in distinct values of it, within one key version.
+    person_column: str | None = None
     keywords: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
         missing = [k for k in (*self.key_columns, self.event_time) if k not in names]
         if missing:
-            raise ValueError(f"contract {self.id}: key/event-time columns {missing} are not declared columns")
+            raise ContractError(
+                f"contract {self.id}: key/event-time columns {missing} are not declared columns",
+                hint="declare them in columns=, or fix the names",
+            )
         if len(set(names)) != len(names):
-            raise ValueError(f"contract {self.id}: duplicate column names")
+            raise ContractError(f"contract {self.id}: duplicate column names", hint="give every column its own name")
+        for column in self.columns:
+            self._check_quasi_identifier(column)
+        self._check_person_column()
+
+    def _check_quasi_identifier(self, column: Column) -> None:
+        where = f"contract {self.id}, column {column.name}"
+        if column.is_quasi_identifier and column.personal:
+            raise ContractError(
+                f"{where}: a personal column (a direct identifier) cannot also be a quasi-identifier",
+                hint="pseudonymise or drop it (personal=...), or declare it a quasi-identifier, not both",
+            )
+        if column.generalise is None:
+            return
+        suits = _GENERALISES[column.generalise]
+        if column.kind not in suits:
+            raise ContractError(
+                f"{where}: {column.generalise!r} generalises {' or '.join(suits)} columns, not {column.kind!r}",
+                hint="coordinates: cell_250m or district; timestamps: bucket_15min; ages (int): age_5y",
+            )
+        if column.partner is not None:
+            self._check_pair(column, where)
+        clash = column.generalised_name != column.name and column.generalised_name in [c.name for c in self.columns]
+        if clash:
+            raise ContractError(
+                f"{where}: its generalised column {column.generalised_name!r} is already a declared column",
+                hint="rename one of them",
+            )
+
+    def _check_pair(self, column: Column, where: str) -> None:
+        """Coordinates are generalised as a pair: ``<prefix>lon`` and ``<prefix>lat``, declared alike."""
+        names = {c.name: c for c in self.columns}
+        partner = names.get(column.partner or "")
+        if not column.name.endswith(column.kind) or partner is None or partner.generalise != column.generalise:
+            raise ContractError(
+                f"{where}: a generalised coordinate needs its partner {column.partner!r} generalised the same way",
+                hint="name the pair <prefix>lon and <prefix>lat and give both the same generalise=",
+            )
+
+    def _check_person_column(self) -> None:
+        if self.person_column is None:
+            return
+        column = {c.name: c for c in self.columns}.get(self.person_column)
+        if column is None or column.personal != "hmac":
+            raise ContractError(
+                f"contract {self.id}: person_column {self.person_column!r} is not a pseudonymised column",
+                hint="name a column declared with personal='hmac' (a dropped column never reaches the lake)",
+            )
 
     @property
     def dag_id(self) -> str:
@@ -115,6 +215,10 @@ class Contract:
         return tuple(c for c in self.columns if c.personal)
 
     @property
+    def quasi_identifiers(self) -> tuple[Column, ...]:
+        return tuple(c for c in self.columns if c.is_quasi_identifier)
+
+    @property
     def stored_columns(self) -> tuple[Column, ...]:
         """Columns that reach the lake (dropped personal columns never do)."""
         return tuple(c for c in self.columns if c.personal != "drop")
@@ -128,9 +232,9 @@ class Contract:
     @property
     def schema(self) -> pa.Schema:
         """The clean zone's schema: contract columns, then lineage."""
-        fields = [pa.field(c.name, c.arrow_type) for c in self.stored_columns]
+        fields = [pa.field(c.name, c.stored_type) for c in self.stored_columns]
         if self.personal_columns:
-            fields.append(pa.field("_pseudonym_key_version", pa.string()))
+            fields.append(pa.field(KEY_VERSION, pa.string()))  # per row: the key each pseudonym was made with
         return pa.schema(fields + LINEAGE_FIELDS)
 
     @property

@@ -38,6 +38,13 @@ class CatalogError(CityhubError):
     code = "unknown_dataset"
 
 
+class ContractError(CatalogError, ValueError):
+    """A contract that contradicts itself (found when the catalog is loaded, before anything runs)."""
+
+    status = 500
+    code = "invalid_contract"
+
+
 class BrokerError(CityhubError):
     code = "broker_error"
 

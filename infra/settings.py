@@ -48,7 +48,17 @@ class Settings(BaseSettings):
         None,
         description="File holding the HMAC key. Default: HOME/secrets/hmac.key, created on first use in dev.",
     )
-    hmac_key_version: str = Field("v1", description="Label of the HMAC key in use, stored beside each value.")
+    hmac_key_version: str = Field(
+        "v1",
+        description="Label of the HMAC key in use, stored beside each pseudonym (per row). Change it with the key: "
+        "pseudonyms of two versions never match, so distinct persons are counted within one version.",
+    )
+    min_persons: int = Field(
+        10,
+        ge=2,
+        description="Smallest group, in distinct persons, the safe zone treats as safe: the k-anonymity report of "
+        "each landed partition counts the rows and persons in equivalence classes smaller than this.",
+    )
     log_format: Literal["text", "json"] = Field(
         "text", description="CLI log lines: `text` for people, `json` (one object per line) for log shippers."
     )

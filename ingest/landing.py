@@ -36,7 +36,7 @@ from catalog.contract import Contract
 from infra import kafka as kafka_io
 from infra.errors import BrokerLogWentBackwards
 from infra.settings import Settings
-from ingest import lake
+from ingest import kanon_reports, lake
 from ingest.decode import decode_batch, raw_batch
 from ingest.fetch import range_fetcher
 from quality import docs
@@ -314,7 +314,8 @@ def landed_readings(settings: Settings, contract: Contract, table: pa.Table, chu
     identity = reading_identity(contract)
     this = lake.parse_name(chunk_name)
     schema = contract.schema
-    empty = pa.schema([schema.field(c) for c in identity]).empty_table()
+    # as the pipeline holds them (pseudonyms as plain strings), not as stored (dictionary-encoded)
+    empty = pa.schema([pa.field(c, contract.column(c).arrow_type) for c in identity]).empty_table()
     times = table.column(contract.event_time).drop_null()
     if len(times) == 0:
         return empty
@@ -555,7 +556,9 @@ def _commit(consumer, tp: TopicPartition, end: int) -> None:
 
 
 def publish(settings: Settings, contract: Contract, result: LandResult) -> Path:
-    """Record the dataset's last update for the API (the data itself is read from the lake by DuckDB)."""
+    """Record the dataset's last update for the API (the data itself is read from the lake by DuckDB), and
+    store the k-anonymity report of every date partition the run landed on (datasets with quasi-identifiers)."""
+    kanon_reports.update_reports(settings, contract, result.files)
     path = settings.state / "published" / f"{contract.id}.json"
     _write_json(
         path,

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 
 from catalog.contract import Contract
 from infra.settings import Settings
-from ingest import lake
+from ingest import kanon_reports, lake
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,8 @@ def apply_retention(settings: Settings, contract: Contract, today: date) -> Rete
                 continue  # not a partition of ours
             if day < oldest_kept:
                 shutil.rmtree(folder)
+                if zone == "clean":  # the partition's k-anonymity report goes with it
+                    kanon_reports.remove_report(settings, contract.id, day.isoformat())
                 result.removed.append(str(folder.relative_to(settings.lake)))
                 log.info("retention: removed %s (kept %d days)", folder.relative_to(settings.lake), keep.days)
     return result

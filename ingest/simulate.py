@@ -572,7 +572,8 @@ def _districts(n: int, offset: int) -> list[str]:
 def _care_sensors(rng: np.random.Generator, count: int, start: datetime) -> list[dict]:
     """In-home sensors of older people living alone, every 10 minutes: awake from about 6 to 22 h with meal-time
     bustle, a few bathroom trips at night, TV and a heated mat in the evening. One in a hundred homes has shown
-    no motion for over 12 hours: the hub raises an inactivity alert."""
+    no motion for over 12 hours: the hub raises an inactivity alert. Each reading carries the resident's age,
+    as the hub's registration in the care programme (65 and over) gives it."""
     districts = _districts(CARE_HOUSEHOLDS, 5)
     home, times = _slots(count, CARE_HOUSEHOLDS, start, timedelta(minutes=10))
     end = times + 600
@@ -592,6 +593,8 @@ def _care_sensors(rng: np.random.Generator, count: int, start: datetime) -> list
     since = np.where(motion > 0, rng.integers(0, 10, count), np.where(awake, rng.integers(10, 90, count), asleep_for))
     quiet_since = start.timestamp() - fixed.uniform(12.5, 20, CARE_HOUSEHOLDS)[home] * 3600
     since = np.where(still, (end - quiet_since) / 60, since).astype(int)
+    # the care recipient's age from the programme's register: 65 and over, most in their seventies and eighties
+    age = np.minimum(65 + fixed.gamma(2.2, 5.5, CARE_HOUSEHOLDS), 99).astype(int)[home]
     cold = np.clip((18 - _season_temperature(end)) / 20, 0, 1)
     power = base_load + np.where(awake, 60 + 140 * rng.random(count) * bustle, 0) + 110 * _daily(hours, 20, 1.5)
     power += np.where(~awake, 150 * cold, 0) + rng.normal(0, 8, count)
@@ -607,6 +610,7 @@ def _care_sensors(rng: np.random.Generator, count: int, start: datetime) -> list
             "type": "CareSensorObserved",
             "householdId": f"care-{int(home[i]):06d}",
             "district": districts[home[i]],
+            "residentAge": int(age[i]),
             "dateObserved": _iso(end[i]),
             "motionCount": int(motion[i]),
             "doorOpenCount": int(out_door[i]),

@@ -29,6 +29,7 @@ from catalog import all_contracts, get_contract
 from catalog.contract import Contract
 from infra.errors import BadRequest, CityhubError, Forbidden, NotFound
 from infra.settings import Settings, get_settings
+from ingest.kanon_reports import read_reports
 from quality.report import partition_reports
 from quality.suite import expectation_specs, required_columns
 from serving.db import Lake
@@ -293,12 +294,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Counts and names only, so the safe zone's report is public too (outside the 403 gate on purpose).
         reports = [entry.get("quality", {}) for entry in ledger_entries(settings.lake, contract.id)]
         required = required_columns(contract)
-        return {
+        quality = {
             "dataset": contract.id,
             "tier": contract.tier,
             "suite": [spec.name for spec in expectation_specs(contract, required)],
             "partitions": partition_reports(reports),
         }
+        if contract.quasi_identifiers:
+            # class sizes over the generalised quasi-identifiers, per partition: what a reviewer of a row-level
+            # extract needs, and counts only
+            quality["k_anonymity"] = read_reports(settings, contract.id)
+        return quality
 
     app.include_router(router)
     install_metrics(app, settings)

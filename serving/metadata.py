@@ -39,6 +39,8 @@ def dataset_metadata(contract: Contract, lake: Lake, detail: bool = False) -> di
                 "unit": c.unit,
                 "description": c.description,
                 "personal": c.personal,
+                "quasi_identifier": c.is_quasi_identifier,
+                "generalise": c.generalise,
             }
             for c in contract.stored_columns
         ],

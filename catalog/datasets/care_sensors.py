@@ -10,7 +10,8 @@ CONTRACT = Contract(
     description="What the in-home sensors of older people living alone report every 10 minutes, as in "
     "Gyeonggi's 360° AI+ care programme: motion, door openings, power use, indoor climate, and the hub's alert "
     "status (e.g. no motion for hours). Safe-zone data: the household and the sensor hub are pseudonymised "
-    "with a keyed HMAC before anything is written; no location finer than the district is kept.",
+    "with a keyed HMAC before anything is written; no location finer than the district is kept. District, "
+    "quarter hour and the resident's 5-year age band are the quasi-identifiers.",
     entity_type="CareSensorObserved",
     tier="safezone",
     # kept a year for analysis projects, then deleted; quarantined rows a month (only to fix and replay)
@@ -32,8 +33,32 @@ CONTRACT = Contract(
             required=True,
             personal="hmac",
         ),
-        Column("district", "string", (), "Autonomous district (자치구)", required=True, allowed=SEOUL_DISTRICTS),
-        Column("observed_at", "timestamp", ("dateObserved",), "End of the 10-minute interval, UTC", required=True),
+        Column(
+            "district",
+            "string",
+            (),
+            "Autonomous district (자치구)",
+            required=True,
+            allowed=SEOUL_DISTRICTS,
+            quasi_identifier=True,
+        ),
+        Column(
+            "resident_age",
+            "int",
+            ("residentAge",),
+            "Care recipient's age in years, from the programme's register (5-year bands outside the zone)",
+            minimum=0,
+            maximum=120,
+            generalise="age_5y",
+        ),
+        Column(
+            "observed_at",
+            "timestamp",
+            ("dateObserved",),
+            "End of the 10-minute interval, UTC",
+            required=True,
+            generalise="bucket_15min",
+        ),
         Column(
             "motion_events",
             "int",
@@ -85,6 +110,7 @@ CONTRACT = Contract(
         ),
     ),
     key_columns=("hub_id",),
+    person_column="household_id",  # one-person households: the household is the care recipient
     event_time="observed_at",
     licence="Safe zone only: no redistribution; aggregate results after review",
     cadence=timedelta(minutes=10),

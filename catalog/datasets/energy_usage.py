@@ -31,21 +31,34 @@ CONTRACT = Contract(
             required=True,
             personal="hmac",
         ),
-        Column("building_id", "string", ("buildingId",), "Building the meter is in", required=True),
+        # the building is an address: a quasi-identifier with a handful of households behind it
+        Column(
+            "building_id", "string", ("buildingId",), "Building the meter is in", required=True, quasi_identifier=True
+        ),
         Column(
             "building_use",
             "string",
             ("buildingUse",),
             "Kind of building",
             allowed=("apartment", "rowHouse", "multiFamily", "detached", "officetel"),
+            quasi_identifier=True,
         ),
-        Column("district", "string", (), "Autonomous district (자치구)", required=True, allowed=SEOUL_DISTRICTS),
+        Column(
+            "district",
+            "string",
+            (),
+            "Autonomous district (자치구)",
+            required=True,
+            allowed=SEOUL_DISTRICTS,
+            quasi_identifier=True,
+        ),
         Column(
             "observed_at",
             "timestamp",
             ("dateObservedFrom", "dateObserved"),
             "Start of the 15-minute interval, UTC",
             required=True,
+            generalise="bucket_15min",
         ),
         Column(
             "energy_kwh",
@@ -77,6 +90,7 @@ CONTRACT = Contract(
         ),
     ),
     key_columns=("meter_id",),
+    person_column="household_id",
     event_time="observed_at",
     licence="Safe zone only: no redistribution; aggregate results after review",
     cadence=timedelta(minutes=15),

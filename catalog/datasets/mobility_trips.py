@@ -1,6 +1,8 @@
 from datetime import timedelta
 
-from catalog.contract import Column, Contract
+from catalog.contract import Column, Contract, Generalisation
+
+PLACE: Generalisation = "district"
 
 CONTRACT = Contract(
     id="mobility_trips",
@@ -30,9 +32,10 @@ CONTRACT = Contract(
             "Vehicle type",
             required=True,
             allowed=("e_scooter", "bike", "drt"),
+            quasi_identifier=True,
         ),
-        Column("started_at", "timestamp", ("startTime",), "Trip start, UTC", required=True),
-        Column("ended_at", "timestamp", ("endTime",), "Trip end, UTC", required=True),
+        Column("started_at", "timestamp", ("startTime",), "Trip start, UTC", required=True, generalise="bucket_15min"),
+        Column("ended_at", "timestamp", ("endTime",), "Trip end, UTC", required=True, generalise="bucket_15min"),
         Column(
             "start_lon",
             "lon",
@@ -41,14 +44,36 @@ CONTRACT = Contract(
             minimum=-180,
             maximum=180,
             required=True,
+            generalise=PLACE,
         ),
-        Column("start_lat", "lat", ("startLocation",), "Start latitude", minimum=-90, maximum=90, required=True),
-        Column("end_lon", "lon", ("endLocation",), "End longitude", minimum=-180, maximum=180, required=True),
-        Column("end_lat", "lat", ("endLocation",), "End latitude", minimum=-90, maximum=90, required=True),
+        Column(
+            "start_lat",
+            "lat",
+            ("startLocation",),
+            "Start latitude",
+            minimum=-90,
+            maximum=90,
+            required=True,
+            generalise=PLACE,
+        ),
+        Column(
+            "end_lon",
+            "lon",
+            ("endLocation",),
+            "End longitude",
+            minimum=-180,
+            maximum=180,
+            required=True,
+            generalise=PLACE,
+        ),
+        Column(
+            "end_lat", "lat", ("endLocation",), "End latitude", minimum=-90, maximum=90, required=True, generalise=PLACE
+        ),
         Column("distance_m", "float", ("distance",), "Distance travelled", unit="MTR", minimum=0, maximum=100_000),
         Column("fare_krw", "int", ("fare",), "Fare paid", unit="KRW", minimum=0, maximum=100_000),
     ),
     key_columns=("trip_id",),
+    person_column="rider_id",
     event_time="started_at",
     licence="Safe zone only: no redistribution; aggregate results after review",
     cadence=timedelta(minutes=15),
