@@ -88,10 +88,13 @@ def compact_dataset(
         )
     now = now or datetime.now(UTC)
     result = CompactionResult(contract.id)
+    kept = dict(contract.retention)
     for zone in lake.ZONES:
+        # a partition retention drops today (or any day now) is not worth rewriting
+        oldest = today - timedelta(days=kept[zone].days) if kept.get(zone) is not None else date.min
         for folder in _partitions(settings, zone, contract.id):
             day = _day(folder)
-            if day is None or day >= today or (only is not None and day != only):
+            if day is None or not oldest <= day < today or (only is not None and day != only):
                 continue
             done = compact_partition(settings, contract, zone, folder, now)
             if done:
@@ -315,14 +318,15 @@ def delete_retired(settings: Settings, contract: Contract, now: datetime | None 
     deleted: list[str] = []
     for zone in lake.ZONES:
         for folder in _partitions(settings, zone, contract.id):
-            if (folder / lake.MANIFEST).exists():
+            if (folder / lake.MANIFEST).exists() or any(folder.glob(f"{lake.COMPACTED}*.parquet")):
                 with locked(settings, contract.id):
                     deleted += _delete_retired_in(settings, folder, cutoff)
     return deleted
 
 
 def _delete_retired_in(settings: Settings, folder: Path, cutoff: datetime) -> list[str]:
-    manifest = lake.read_manifest(folder) or NO_MANIFEST
+    found = lake.read_manifest(folder)
+    manifest = found or NO_MANIFEST
     due = [name for name, when in manifest["retired"].items() if datetime.fromisoformat(when) <= cutoff]
     orphans = [
         f.name
@@ -336,8 +340,9 @@ def _delete_retired_in(settings: Settings, folder: Path, cutoff: datetime) -> li
     # files first, then the manifest that forgets them: a crash in between only leaves names to forget again
     for name in due + orphans:
         (folder / name).unlink(missing_ok=True)
-    retired = {k: v for k, v in manifest["retired"].items() if k not in due}
-    lake.write_json_atomically(folder / lake.MANIFEST, {**manifest, "retired": retired})
+    if due:
+        retired = {k: v for k, v in manifest["retired"].items() if k not in due}
+        lake.write_json_atomically(folder / lake.MANIFEST, {**manifest, "retired": retired})
     for name in due + orphans:
         log.info("deleted %s (retired by compaction)", (folder / name).relative_to(settings.lake))
     return [str((folder / name).relative_to(settings.lake)) for name in due + orphans]

@@ -206,6 +206,28 @@ def test_replaced_files_stay_readable_for_the_grace_period_then_go(hub: Settings
     serving.close()
 
 
+def test_a_compaction_whose_input_changed_while_merging_commits_nothing(hub: Settings, monkeypatch: pytest.MonkeyPatch):
+    from ingest import compaction
+
+    clean = _closed(hub, "clean")
+    chunks = lake.live_files(clean)
+    merge = compaction._merge
+
+    def merge_then_replay(settings: Settings, inputs: list[Path], target: Path) -> int:
+        rows = merge(settings, inputs, target)
+        # what a replay does to a chunk meanwhile: the same name, a new file renamed into place
+        lake.write_parquet_atomically(pq.read_table(chunks[0]), chunks[0].with_suffix(".new"))
+        os.replace(chunks[0].with_suffix(".new"), chunks[0])
+        return rows
+
+    monkeypatch.setattr(compaction, "_merge", merge_then_replay)
+    result = compact_dataset(hub, get_contract(DATASET), TODAY)
+
+    assert {p["zone"] for p in result.compacted} == {"quarantine"}  # the clean day is left for the next run
+    assert lake.read_manifest(clean) is None and lake.live_files(clean) == chunks
+    assert not list(clean.glob(f"{lake.COMPACTED}*"))
+
+
 def _cityhub(*args: str, crash: str | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, **({"CITYHUB_CRASH_POINT": crash} if crash else {})}
     cityhub = Path(sys.executable).with_name("cityhub")
@@ -238,10 +260,15 @@ def test_kill_9_during_compaction_or_a_replay_leaves_the_lake_before_or_after(hu
     assert len(lake.live_files(clean)) == 1 and _seen(hub) == before
 
 
-def test_the_compact_command_explains_a_bad_or_open_date(settings: Settings, capsys: pytest.CaptureFixture):
+def test_the_compact_command_explains_a_bad_date_an_open_date_and_a_short_grace(
+    settings: Settings, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+):
     assert cli.main(["compact", DATASET, "--date", "yesterday"]) == 2
     assert "hint: give it as YYYY-MM-DD" in capsys.readouterr().err
     assert cli.main(["compact", DATASET, "--date", TODAY.isoformat()]) == 1
     err = capsys.readouterr().err
     assert "is not closed yet" in err and "hint:" in err
     assert cli.main(["compact", DATASET, "--date", DAY.date().isoformat()]) == 0  # nothing landed: nothing to do
+    monkeypatch.setenv("CITYHUB_COMPACTION_GRACE_S", "5")  # shorter than a query may run
+    assert cli.main(["compact", DATASET]) == 1
+    assert "CITYHUB_COMPACTION_GRACE_S" in capsys.readouterr().err
