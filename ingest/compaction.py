@@ -88,19 +88,26 @@ def compact_dataset(
         )
     now = now or datetime.now(UTC)
     result = CompactionResult(contract.id)
+    for zone, folder in closed_partitions(settings, contract, today, only):
+        done = compact_partition(settings, contract, zone, folder, now)
+        if done:
+            result.compacted.append(done)
+    result.deleted = delete_retired(settings, contract, now)
+    return result
+
+
+def closed_partitions(
+    settings: Settings, contract: Contract, today: date, only: date | None = None
+) -> Iterator[tuple[str, Path]]:
+    """(zone, folder) of each partition whose day is over — except those retention is about to drop, which are
+    not worth rewriting."""
     kept = dict(contract.retention)
     for zone in lake.ZONES:
-        # a partition retention drops today (or any day now) is not worth rewriting
         oldest = today - timedelta(days=kept[zone].days) if kept.get(zone) is not None else date.min
         for folder in _partitions(settings, zone, contract.id):
             day = _day(folder)
-            if day is None or not oldest <= day < today or (only is not None and day != only):
-                continue
-            done = compact_partition(settings, contract, zone, folder, now)
-            if done:
-                result.compacted.append(done)
-    result.deleted = delete_retired(settings, contract, now)
-    return result
+            if day is not None and oldest <= day < today and only in (None, day):
+                yield zone, folder
 
 
 def check_grace(settings: Settings) -> None:
@@ -138,18 +145,10 @@ def compact_partition(settings: Settings, contract: Contract, zone: str, folder:
     target = folder / lake.compacted_name(generation, covers)
     rows = _merge(settings, inputs, target)
     crash_hook(settings, "compact_after_file")
-    with locked(settings, contract.id):
-        # a replay (or another compaction) changed the partition since it was read: try again next run
-        if lake.read_manifest(folder) != manifest or any(_identity(f) != before for f, before in seen.items()):
-            _discard(folder, target)
-            log.warning("compaction of %s skipped: it changed while being merged", folder.relative_to(settings.lake))
-            return None
-        stamp = now.isoformat()
-        retired = {**state["retired"], **{f.name: stamp for f in inputs}}
-        lake.write_json_atomically(
-            folder / lake.MANIFEST,
-            {"file": target.name, "covers": covers, "retired": retired, "generation": generation, "rows": rows},
-        )
+    retired = {**state["retired"], **{f.name: now.isoformat() for f in inputs}}
+    new = {"file": target.name, "covers": covers, "retired": retired, "generation": generation, "rows": rows}
+    if not _commit(settings, contract.id, folder, manifest, new, seen):
+        return None
     crash_hook(settings, "compact_after_manifest")
     log.info(
         "compacted %d files of %s into %s (%d rows)", len(inputs), folder.relative_to(settings.lake), target.name, rows
@@ -161,6 +160,21 @@ def compact_partition(settings: Settings, contract: Contract, zone: str, folder:
         "merged": len(inputs),
         "rows": rows,
     }
+
+
+def _commit(
+    settings: Settings, dataset_id: str, folder: Path, read: dict | None, new: dict, inputs: dict[Path, tuple | None]
+) -> bool:
+    """Replace the partition's manifest by ``new`` in one rename — unless it, or any input file, changed since
+    they were read (a replay or another compaction got there first): then the merged file goes and the next run
+    tries again."""
+    with locked(settings, dataset_id):
+        if lake.read_manifest(folder) != read or any(_identity(f) != before for f, before in inputs.items()):
+            _discard(folder, folder / new["file"])
+            log.warning("compaction of %s skipped: it changed while being merged", folder.relative_to(settings.lake))
+            return False
+        lake.write_json_atomically(folder / lake.MANIFEST, new)
+    return True
 
 
 def _landed_chunk_files(settings: Settings, contract: Contract, folder: Path) -> list[Path]:
@@ -276,27 +290,37 @@ def uncompact(settings: Settings, names: set[str], folders: Iterable[Path], now:
     for folder in folders:
         manifest = lake.read_manifest(folder)
         taken = [c for c in (manifest or NO_MANIFEST)["covers"] if c["file"] in names]
-        if not taken:
-            continue
-        compacted = pq.read_table(folder / manifest["file"])
-        for cover in taken:  # hidden until the manifest below stops covering them
-            lake.write_parquet_atomically(compacted.filter(_rows_of(compacted, [cover])), folder / cover["file"], True)
-            restored.append(str((folder / cover["file"]).relative_to(settings.lake)))
-        remaining = [c for c in manifest["covers"] if c["file"] not in names]
-        generation = manifest["generation"] + 1
-        name = lake.compacted_name(generation, remaining) if remaining else None
-        if name:
-            rest = compacted.filter(pc.invert(_rows_of(compacted, taken)))
-            write_atomically([rest], rest.schema, folder / name)
-        retired = {k: v for k, v in manifest["retired"].items() if k not in names} | {manifest["file"]: stamp}
-        rows = sum(c["rows"] for c in remaining)
-        lake.write_json_atomically(
-            folder / lake.MANIFEST,
-            {"file": name, "covers": remaining, "retired": retired, "generation": generation, "rows": rows},
-        )
-        crash_hook(settings, "uncompact_after_manifest")
-        log.info("put %d chunk file(s) of %s back for a replay", len(taken), folder.relative_to(settings.lake))
+        if taken:
+            restored += _uncompact_partition(settings, folder, manifest, taken, stamp)
     return restored
+
+
+def _uncompact_partition(settings: Settings, folder: Path, manifest: dict, taken: list[dict], stamp: str) -> list[str]:
+    compacted = pq.read_table(folder / manifest["file"])
+    for cover in taken:  # hidden until the manifest below stops covering them
+        rows = compacted.filter(_rows_of(compacted, [cover]))
+        if rows.num_rows != cover["rows"]:
+            raise CompactionError(
+                f"{folder / manifest['file']} holds {rows.num_rows} rows of {cover['file']}, not {cover['rows']}",
+                hint="the compacted file does not match its manifest; restore the partition from a backup",
+            )
+        lake.write_parquet_atomically(rows, folder / cover["file"], replace=True)
+    names = {cover["file"] for cover in taken}
+    remaining = [c for c in manifest["covers"] if c["file"] not in names]
+    generation = manifest["generation"] + 1
+    name = lake.compacted_name(generation, remaining) if remaining else None
+    if name:
+        rest = compacted.filter(pc.invert(_rows_of(compacted, taken)))
+        write_atomically([rest], rest.schema, folder / name)
+    retired = {k: v for k, v in manifest["retired"].items() if k not in names} | {manifest["file"]: stamp}
+    rows = sum(c["rows"] for c in remaining)
+    lake.write_json_atomically(
+        folder / lake.MANIFEST,
+        {"file": name, "covers": remaining, "retired": retired, "generation": generation, "rows": rows},
+    )
+    crash_hook(settings, "uncompact_after_manifest")
+    log.info("put %d chunk file(s) of %s back for a replay", len(taken), folder.relative_to(settings.lake))
+    return [str((folder / n).relative_to(settings.lake)) for n in sorted(names)]
 
 
 def _rows_of(table: pa.Table, covers: list[dict]) -> pa.ChunkedArray:
