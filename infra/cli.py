@@ -143,6 +143,34 @@ def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_compact(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC, date
+
+    from catalog import all_contracts, get_contract
+    from ingest.compaction import compact_dataset
+
+    only = None
+    if args.date:
+        try:
+            only = date.fromisoformat(args.date)
+        except ValueError:
+            raise CityhubError(
+                f"--date {args.date!r} is not a date", hint="give it as YYYY-MM-DD", status=2, code="usage"
+            ) from None
+    contracts = [get_contract(args.dataset)] if args.dataset else all_contracts()
+    today = datetime.now(UTC).date()
+    for contract in contracts:
+        result = compact_dataset(settings, contract, today, only)
+        for part in result.compacted:
+            print(
+                f"{contract.id}: {part['zone']} date={part['date']}: {part['merged']} files -> {part['file']} "
+                f"({part['rows']} rows)"
+            )
+        if result.deleted:
+            print(f"{contract.id}: deleted {len(result.deleted)} retired file(s) past the grace period")
+    return 0
+
+
 def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
     from catalog.sources import PollSource, get_source
     from ingest.poll import poll
@@ -238,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["show", "replay"])
     p.add_argument("dataset")
     p.set_defaults(func=cmd_quarantine)
+
+    p = sub.add_parser("compact", help="merge the small files of closed date partitions into one file each")
+    p.add_argument("dataset", nargs="?", help="default: every dataset")
+    p.add_argument("--date", help="compact only this closed date partition (YYYY-MM-DD, before today in UTC)")
+    p.set_defaults(func=cmd_compact)
 
     p = sub.add_parser("poll", help="fetch an open-data source and produce its records unless unchanged")
     p.add_argument("source", help="a source id from catalog/sources.py, or a URL or file with --dataset")

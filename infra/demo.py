@@ -112,9 +112,9 @@ def run_demo(settings: Settings, once: bool = False, port: int | None = None) ->
 def count_zone(settings: Settings, dataset_id: str, zone: str) -> int:
     import pyarrow.parquet as pq
 
-    return sum(
-        pq.ParquetFile(p).metadata.num_rows for p in (settings.lake / zone / dataset_id).glob("date=*/*.parquet")
-    )
+    from ingest import lake
+
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in lake.zone_files(settings.lake, zone, dataset_id))
 
 
 def api_rows(client: httpx.Client, dataset_id: str) -> int:

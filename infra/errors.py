@@ -53,6 +53,10 @@ class LandingError(CityhubError):
     code = "landing_error"
 
 
+class CompactionError(CityhubError):
+    code = "compaction_error"
+
+
 class BrokerLogWentBackwards(LandingError):
     code = "broker_log_went_backwards"
 

@@ -80,8 +80,15 @@ class Settings(BaseSettings):
     )
     crash_point: str | None = Field(
         None,
-        description="Test hook: `STEP[:N]` kills the landing process (SIGKILL) at the N-th time it reaches STEP "
-        "(after_stage, after_file, after_ledger, after_commit). Never set it in production.",
+        description="Test hook: `STEP[:N]` kills the landing or compacting process (SIGKILL) at the N-th time it "
+        "reaches STEP (after_stage, after_file, after_ledger, after_commit; compact_after_file, "
+        "compact_after_manifest, uncompact_after_manifest). Never set it in production.",
+    )
+    compaction_grace_s: float = Field(
+        3600.0,
+        gt=0,
+        description="How long files replaced by compaction stay in place (still readable by a query that listed "
+        "them before) before they are deleted; must be longer than query_timeout_s.",
     )
     airflow_home: Path | None = Field(None, description="AIRFLOW_HOME for cityhub's Airflow. Default: HOME/airflow.")
     data_docs_keep: int = Field(

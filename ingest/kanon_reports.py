@@ -34,7 +34,7 @@ def report_path(settings: Settings, dataset_id: str, date: str) -> Path:
 
 def partition_report(settings: Settings, contract: Contract, date: str) -> dict | None:
     """The report of one clean date partition; None when the partition holds no file."""
-    files = sorted((lake.dataset_dir(settings.lake, "clean", contract.id) / f"date={date}").glob("*.parquet"))
+    files = lake.zone_files(settings.lake, "clean", contract.id, [date])  # live files: compaction-safe
     if not files:
         return None
     table = read_pseudonymised(files, contract, _needed_columns(contract))

@@ -8,12 +8,22 @@ A chunk of offsets may produce several files (clean and quarantine, one per even
 only once its ledger entry ``HOME/lake/_ledger/<dataset>/<topic>+<partition>+<first>-<end>.json`` is durable,
 written after all of its files: a worker killed half-way through a chunk leaves no ledger entry, so the chunk
 is landed again (same names, same bytes) instead of being skipped with rows missing.
+
+A closed date partition may be *compacted* (:mod:`ingest.compaction`): its chunk files are merged into one
+``compacted+<generation>+<digest>.parquet``, and the partition's manifest ``_compaction.json`` names that file,
+the chunk files (and their offset ranges) it covers, and the files it retired. The manifest is the one commit
+point: a reader lists a partition with :func:`live_files` (the manifest's file, plus every chunk file it neither
+covers nor retired), never with a bare ``*.parquet`` glob, so it sees the partition either wholly before or
+wholly after a compaction. Ledger entries are not touched: they stay the record of what landed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import pyarrow as pa
@@ -22,6 +32,8 @@ import pyarrow.parquet as pq
 from infra.errors import LandingError
 
 ZONES = ("clean", "quarantine")
+MANIFEST = "_compaction.json"  # not matched by ``*.parquet``; dropped with its partition by retention
+COMPACTED = "compacted+"
 _NAME = re.compile(r"^(?P<topic>.+)\+(?P<partition>\d+)\+(?P<first>\d+)-(?P<end>\d+)\.parquet$")
 
 
@@ -68,9 +80,12 @@ def landed_ends(lake: Path, dataset_id: str, topic: str) -> dict[int, int]:
 
 
 def write_ledger_entry(path: Path, payload: dict) -> None:
-    """Durably record a landed chunk (temp file, fsync, rename, fsync the folder)."""
-    import json
+    """Durably record a landed chunk."""
+    write_json_atomically(path, payload)
 
+
+def write_json_atomically(path: Path, payload: dict) -> None:
+    """Temp file, fsync, rename, fsync the folder: a reader sees the old file or the new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w") as handle:
@@ -78,10 +93,61 @@ def write_ledger_entry(path: Path, payload: dict) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
-def _fsync_dir(path: Path) -> None:
+def is_compacted(name: str) -> bool:
+    return name.startswith(COMPACTED)
+
+
+def compacted_name(generation: int, covers: Iterable[dict]) -> str:
+    """``compacted+<generation>+<digest of the covered chunk names>.parquet``: a new generation never reuses
+    the name of a file an open query may still be reading."""
+    digest = hashlib.sha256("\n".join(sorted(c["file"] for c in covers)).encode()).hexdigest()[:16]
+    return f"{COMPACTED}{generation:06d}+{digest}.parquet"
+
+
+def read_manifest(folder: Path) -> dict | None:
+    """The compaction manifest of a date partition, or None if it was never compacted."""
+    try:
+        return json.loads((folder / MANIFEST).read_text())
+    except FileNotFoundError:
+        return None
+
+
+def live_files(folder: Path) -> list[Path]:
+    """The files of one date partition that hold its rows now, each row in exactly one of them.
+
+    The manifest is read *before* the folder is listed: a compaction writes its file before its manifest and
+    leaves the files it replaced in place until a grace period has passed, so whichever manifest was read, the
+    files it makes live are all on disk when the folder is listed."""
+    manifest = read_manifest(folder)
+    live, hidden = [], set()
+    if manifest:
+        hidden = {cover["file"] for cover in manifest["covers"]} | set(manifest["retired"])
+        if manifest["file"]:
+            live.append(folder / manifest["file"])
+    # a compacted file its manifest does not name is a crashed compaction's, or retired
+    live += [f for f in folder.glob("*.parquet") if not is_compacted(f.name) and f.name not in hidden]
+    return sorted(live)
+
+
+def zone_files(lake: Path, zone: str, dataset_id: str, dates: Iterable[str] | None = None) -> list[Path]:
+    """Live files of a dataset's zone, on every date partition or on ``dates`` (``YYYY-MM-DD``)."""
+    base = dataset_dir(lake, zone, dataset_id)
+    folders = sorted(base.glob("date=*")) if dates is None else [base / f"date={d}" for d in dates]
+    return [f for folder in folders for f in live_files(folder)]
+
+
+def covering(target: Path) -> dict | None:
+    """The manifest entry of chunk file ``target`` if its partition's compacted file holds its rows."""
+    manifest = read_manifest(target.parent)
+    if manifest is None:
+        return None
+    return next((cover for cover in manifest["covers"] if cover["file"] == target.name), None)
+
+
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -114,7 +180,7 @@ def write_parquet_atomically(table: pa.Table, target: Path, replace: bool = Fals
                 code="landed_data_differs",
             )
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         return True
     except OSError as exc:
         raise LandingError(

@@ -18,8 +18,9 @@ import logging
 import os
 import re
 import shutil
-import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,9 +35,10 @@ from kafka.structs import OffsetAndMetadata
 
 from catalog.contract import Contract
 from infra import kafka as kafka_io
-from infra.errors import BrokerLogWentBackwards
+from infra.crash import crash_hook
+from infra.errors import BrokerLogWentBackwards, LandingError
 from infra.settings import Settings
-from ingest import kanon_reports, lake
+from ingest import compaction, kanon_reports, lake
 from ingest.decode import decode_batch, raw_batch
 from ingest.fetch import range_fetcher
 from quality import docs
@@ -90,21 +92,6 @@ class LandResult:
         self.clean_rows += other.clean_rows
         self.quarantined_rows += other.quarantined_rows
         self.files += other.files
-
-
-_CRASH_COUNTS: dict[str, int] = {}
-
-
-def crash_hook(settings: Settings, step: str) -> None:
-    """Test hook (``CITYHUB_CRASH_POINT=STEP[:N]``): die like ``kill -9`` at an exact step of landing."""
-    if not settings.crash_point:
-        return
-    wanted, _, nth = settings.crash_point.partition(":")
-    if wanted != step:
-        return
-    _CRASH_COUNTS[step] = _CRASH_COUNTS.get(step, 0) + 1
-    if _CRASH_COUNTS[step] >= int(nth or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _safe(run_id: str) -> str:
@@ -310,7 +297,9 @@ def landed_readings(settings: Settings, contract: Contract, table: pa.Table, chu
     verdicts the first time did, whichever later chunks exist by now.
 
     The time range is pushed down to Parquet (row-group statistics, then rows), so a long backfill reads only
-    the files whose times overlap the chunk and holds no growing memory of what it landed."""
+    the files whose times overlap the chunk and holds no growing memory of what it landed. A compacted file
+    holds many chunks' rows: those of this chunk and of later offsets of its partition are left out by their
+    lineage columns instead of by file name."""
     identity = reading_identity(contract)
     this = lake.parse_name(chunk_name)
     schema = contract.schema
@@ -319,11 +308,10 @@ def landed_readings(settings: Settings, contract: Contract, table: pa.Table, chu
     times = table.column(contract.event_time).drop_null()
     if len(times) == 0:
         return empty
-    base = lake.dataset_dir(settings.lake, "clean", contract.id)
+    dates = pc.unique(_dates(times)).drop_null().to_pylist()
     files = [
         f
-        for date in pc.unique(_dates(times)).drop_null().to_pylist()
-        for f in (base / f"date={date}").glob("*.parquet")
+        for f in lake.zone_files(settings.lake, "clean", contract.id, dates)
         if not _same_or_later(lake.parse_name(f.name), this)
     ]
     if not files:
@@ -332,9 +320,23 @@ def landed_readings(settings: Settings, contract: Contract, table: pa.Table, chu
     event = contract.event_time
     window = (pc.field(event) >= bounds["min"]) & (pc.field(event) <= bounds["max"])
     found = ds.dataset([str(f) for f in files], schema=schema, format="parquet").to_table(
-        columns=identity, filter=window, use_threads=False
+        columns=identity + LINEAGE, filter=window, use_threads=False
     )
-    return found.cast(empty.schema)
+    return _earlier(found, this, identity).cast(empty.schema)
+
+
+LINEAGE = ["_topic", "_partition", "_offset"]
+
+
+def _earlier(readings: pa.Table, this: tuple[str, int, int, int] | None, identity: list[str]) -> pa.Table:
+    """Readings minus those of this chunk and later offsets of its partition (only a compacted file holds
+    any: chunk files were already chosen by name)."""
+    if this is None:
+        return readings.select(identity)
+    topic, partition, first, _ = this
+    same = pc.and_(pc.equal(readings["_topic"], topic), pc.equal(readings["_partition"], partition))
+    later = pc.and_(same, pc.greater_equal(readings["_offset"], first))
+    return readings.filter(pc.invert(later)).select(identity)
 
 
 def _same_or_later(other: tuple[str, int, int, int] | None, this: tuple[str, int, int, int] | None) -> bool:
@@ -446,15 +448,33 @@ def _write_zone(
     name: str,
     replace: bool = False,
 ) -> list[str]:
-    """One file per UTC event date under ``zone``; returns the paths written."""
+    """One file per UTC event date under ``zone``; returns the paths written (or already compacted)."""
     written = []
     dates = _dates(times)
     for date in sorted(pc.unique(dates).drop_null().to_pylist()) if rows.num_rows else []:
         target = lake.dataset_dir(settings.lake, zone, contract.id) / f"date={date}" / name
         part = rows.filter(pc.equal(dates, date)).select(schema.names).cast(schema)
-        lake.write_parquet_atomically(part, target, replace=replace)
+        if replace or not _compacted_already(target, part.num_rows):
+            lake.write_parquet_atomically(part, target, replace=replace)
         written.append(str(target))
     return written
+
+
+def _compacted_already(target: Path, rows: int) -> bool:
+    """Whether a rerun's chunk file is one whose rows its partition's compacted file already holds: it is not
+    written again (the manifest would hide it anyway). Its row count is checked as a landed file's bytes are."""
+    cover = lake.covering(target)
+    if cover is None:
+        return False
+    if cover["rows"] != rows:
+        raise LandingError(
+            f"refusing to land {rows} rows as {target}: the compacted file of its partition holds {cover['rows']} "
+            "rows for the same offsets",
+            hint="the broker's log for this topic changed since it was landed (an in-memory broker restarted?); "
+            "to re-land these offsets with changed code use `cityhub offsets replay`",
+            code="landed_data_differs",
+        )
+    return True
 
 
 def _chunk_of(staged: Path) -> tuple[int, int, int]:
@@ -481,19 +501,20 @@ def land_table(
     name = lake.file_name(recorded.topic, partition, first, end)
     event = contract.event_time
     replace = recorded.replace
-    files = _write_zone(settings, "clean", contract, clean, contract.schema, clean.column(event), name, replace)
-    crash_hook(settings, "after_file")
+    ledger = lake.ledger_entry(settings.lake, contract.id, recorded.topic, partition, first, end)
     # A quarantined row may have no event time: file it under the day Kafka received it.
     q_time = pc.coalesce(quarantined.column(event), quarantined.column("_kafka_ts").cast(pa.timestamp("us", "UTC")))
-    files += _write_zone(
-        settings, "quarantine", contract, quarantined, contract.quarantine_schema, q_time, name, replace
-    )
-    ledger = lake.ledger_entry(settings.lake, contract.id, recorded.topic, partition, first, end)
-    relative = [str(Path(f).relative_to(settings.lake)) for f in files]
-    if replace and ledger.exists():
-        # A replayed row may now belong to another zone or date: the chunk's files it no longer needs go.
-        for stale in set(json.loads(ledger.read_text())["files"]) - set(relative):
-            (settings.lake / stale).unlink(missing_ok=True)
+    with _replacing(settings, contract, recorded, ledger, name):
+        files = _write_zone(settings, "clean", contract, clean, contract.schema, clean.column(event), name, replace)
+        crash_hook(settings, "after_file")
+        files += _write_zone(
+            settings, "quarantine", contract, quarantined, contract.quarantine_schema, q_time, name, replace
+        )
+        relative = [str(Path(f).relative_to(settings.lake)) for f in files]
+        if replace and ledger.exists():
+            # A replayed row may now belong to another zone or date: the chunk's files it no longer needs go.
+            for stale in set(_ledger_files(ledger)) - set(relative):
+                (settings.lake / stale).unlink(missing_ok=True)
     quality = chunk_report(_dates(clean.column(event)), _dates(q_time), quarantined.column("_reason"))
     lake.write_ledger_entry(
         ledger,
@@ -506,6 +527,24 @@ def land_table(
         },
     )
     return clean.num_rows, quarantined.num_rows, files
+
+
+@contextmanager
+def _replacing(settings: Settings, contract: Contract, recorded: Slice, ledger: Path, name: str) -> Iterator[None]:
+    """A replay rewrites a chunk under the dataset's compaction lock, after taking the chunk out of any compacted
+    file that holds its rows (a compaction committed meanwhile would otherwise hide what the replay writes)."""
+    if not recorded.replace:
+        yield
+        return
+    with compaction.locked(settings, contract.id):
+        if ledger.exists():
+            folders = {(settings.lake / f).parent for f in _ledger_files(ledger)}
+            compaction.uncompact(settings, {name}, sorted(folders))
+        yield
+
+
+def _ledger_files(ledger: Path) -> list[str]:
+    return json.loads(ledger.read_text())["files"]
 
 
 def land_validated(settings: Settings, contract: Contract, slice_path: Path, validated: list[Path]) -> LandResult:

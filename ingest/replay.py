@@ -2,8 +2,9 @@
 
 Both operations re-land *whole landed chunks* (the ledger knows their exact bounds), so every file is
 rewritten under its own name: a row that now passes moves from quarantine to clean once and only once, and a
-replay that changes nothing rewrites identical bytes. The records are read again from Kafka, so a replay works
-as far back as the topic's retention.
+replay that changes nothing rewrites identical bytes. Chunks merged into a compacted file are first put back as
+chunk files of their own (:func:`ingest.compaction.release`), so a replay after compaction adds nothing either.
+The records are read again from Kafka, so a replay works as far back as the topic's retention.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from catalog.contract import Contract
 from infra import kafka as kafka_io
 from infra.errors import BadRequest
 from infra.settings import Settings
-from ingest import lake
+from ingest import compaction, lake
 from ingest.landing import (
     LandResult,
     PartitionSlice,
@@ -57,6 +58,8 @@ def reland(settings: Settings, contract: Contract, chunks: list[tuple[int, int, 
     )
     path = run_dir(settings, contract.id, run_id) / "slice.json"
     _write_json(path, asdict(recorded))
+    # chunks merged into compacted files come back as chunk files first, one rewrite per compacted partition
+    compaction.release(settings, contract, [(recorded.topic, p, first, end) for p, first, end in chunks])
     result = land_validated(
         settings, contract, path, validate_staged(contract, stage(settings, contract, path), settings)
     )
@@ -95,7 +98,7 @@ def replay_quarantine(settings: Settings, contract: Contract) -> LandResult:
 
 def quarantine_summary(settings: Settings, contract: Contract) -> list[tuple[str, int]]:
     """Quarantined rows per reason, most frequent first."""
-    files = sorted(lake.dataset_dir(settings.lake, "quarantine", contract.id).glob("date=*/*.parquet"))
+    files = lake.zone_files(settings.lake, "quarantine", contract.id)
     if not files:
         return []
     con = duckdb.connect()

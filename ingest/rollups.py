@@ -92,7 +92,7 @@ def source_fingerprints(lake_dir: Path, dataset_id: str) -> dict[str, str]:
     """Per clean date partition, a hash of its files' names, sizes and modification times."""
     found = {}
     for folder in sorted(lake.dataset_dir(lake_dir, "clean", dataset_id).glob("date=*")):
-        files = sorted(f for f in folder.glob("*.parquet"))
+        files = sorted(lake.live_files(folder))  # a compaction changes the listing: the day is recomputed once
         if files:
             listing = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
             found[folder.name.removeprefix("date=")] = hashlib.sha256(json.dumps(listing).encode()).hexdigest()
@@ -119,8 +119,8 @@ def _rollup_dates(lake_dir: Path, spec: RollupSpec, grain: Grain, by: By, target
 
 def read_clean(lake_dir: Path, spec: RollupSpec, dates: list[date]) -> pa.Table:
     """The rollup's columns of every clean file of ``dates`` (UTC date partitions)."""
-    base = lake.dataset_dir(lake_dir, "clean", spec.dataset)
-    files = [f for d in dates for f in sorted((base / f"date={d.isoformat()}").glob("*.parquet"))]
+    # live files only: during a compaction's grace period the replaced chunk files are still on disk
+    files = lake.zone_files(lake_dir, "clean", spec.dataset, [d.isoformat() for d in dates])
     tables = [pq.read_table(f, columns=spec.columns) for f in files]
     if not tables:
         return _input_schema(spec).empty_table()

@@ -40,7 +40,7 @@ def newest_event_time(settings: Settings, contract: Contract) -> datetime | None
     base = lake.dataset_dir(settings.lake, "clean", contract.id)
     for date_dir in sorted(base.glob("date=*"), reverse=True):
         newest = None
-        for path in date_dir.glob("*.parquet"):
+        for path in lake.live_files(date_dir):
             meta = pq.ParquetFile(path).metadata
             column = meta.schema.to_arrow_schema().get_field_index(contract.event_time)
             for group in range(meta.num_row_groups):

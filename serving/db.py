@@ -1,8 +1,12 @@
 """The one DuckDB owner of the serving side: a database with one view per open dataset, handing out cursors.
 
-Views are derived from the catalog and read the clean zone's Parquet files directly (``read_parquet`` globs
-again at every query, so newly landed files are visible at once). Every query is bounded: a time limit
-enforced with ``interrupt()``, and a row cap applied by the callers.
+Views are derived from the catalog and read the clean zone's Parquet files directly. Each query reads the list
+of live files made at its start (:func:`ingest.lake.zone_files`), not a ``date=*/*.parquet`` glob: newly landed
+files are visible at once, and while a compaction replaces a partition's chunk files by one compacted file, both
+sets are on disk but a query lists exactly one of them (the partition's manifest says which), so no row is seen
+twice or missed. Replaced files are deleted only after ``CITYHUB_COMPACTION_GRACE_S``, far longer than a query
+may run, so a query that listed them can still open them. Every query is bounded: a time limit enforced with
+``interrupt()``, and a row cap applied by the callers.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import duckdb
 
@@ -17,6 +22,7 @@ from catalog import all_contracts
 from catalog.contract import Contract
 from infra.errors import QueryTimeout
 from infra.settings import Settings
+from ingest import lake
 
 
 class Lake:
@@ -26,18 +32,21 @@ class Lake:
         self._db.execute("SET TimeZone = 'UTC'")
         self._lock = threading.Lock()
 
-    def glob(self, contract: Contract, zone: str = "clean") -> str:
-        return str(self.settings.lake / zone / contract.id / "date=*" / "*.parquet")
+    def files(self, contract: Contract, zone: str = "clean") -> list[Path]:
+        """The zone's live files now: each row in exactly one of them, compacted or not."""
+        return lake.zone_files(self.settings.lake, zone, contract.id)
 
     def has_files(self, contract: Contract, zone: str = "clean") -> bool:
-        return any((self.settings.lake / zone / contract.id).glob("date=*/*.parquet"))
+        return bool(self.files(contract, zone))
 
     def source(self, contract: Contract, zone: str = "clean") -> str:
         """SQL relation for a dataset's zone; an empty typed relation when nothing has landed yet."""
-        if not self.has_files(contract, zone):
+        files = self.files(contract, zone)
+        if not files:
             cols = ", ".join(f'NULL::{_duck_type(f.type)} AS "{f.name}"' for f in contract.schema)
             return f"(SELECT {cols} LIMIT 0)"
-        return f"read_parquet('{self.glob(contract, zone)}', union_by_name = true, hive_partitioning = false)"
+        listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+        return f"read_parquet([{listed}], union_by_name = true, hive_partitioning = false)"
 
     def view_sql(self, contract: Contract) -> str:
         return f'CREATE OR REPLACE VIEW "{contract.id}" AS SELECT * FROM {self.source(contract)}'

@@ -22,12 +22,15 @@ def _dagbag():
 def test_dagbag_has_one_dag_per_dataset_and_no_import_errors():
     bag = _dagbag()
     assert bag.import_errors == {}
-    extra = ["cityhub_open_data_poll", "cityhub_retention"]
+    extra = ["cityhub_open_data_poll", "cityhub_retention", "cityhub_compaction"]
     rollups = [f"cityhub_rollup_{c.id}" for c in rollup_contracts()]
     assert sorted(bag.dag_ids) == sorted([c.dag_id for c in all_contracts()] + extra + rollups)
     retention = bag.dags["cityhub_retention"]
     assert {t.task_id for t in retention.tasks} == {f"retain_{c.id}" for c in all_contracts()}
     assert "cityhub" in retention.tags
+    compaction = bag.dags["cityhub_compaction"]
+    assert {t.task_id for t in compaction.tasks} == {f"compact_{c.id}" for c in all_contracts()}
+    assert {"cityhub", "compaction"} <= set(compaction.tags) and compaction.catchup is False
     poll = bag.dags["cityhub_open_data_poll"]
     assert {t.task_id for t in poll.tasks} == {f"poll_{s.id}" for s in SOURCES}
     assert "cityhub" in poll.tags
@@ -61,7 +64,7 @@ def test_every_task_has_a_time_limit_and_retries_with_exponential_backoff():
 
 
 def test_importing_the_dags_does_no_io(tmp_path):
-    """Import the DAG file with sockets and writes under CITYHUB_HOME made to fail."""
+    """Import every DAG file with sockets and writes under CITYHUB_HOME made to fail."""
     home = tmp_path / "home"
     code = f"""
 import socket, os
@@ -70,9 +73,9 @@ def refuse(*a, **k): raise AssertionError("network I/O at import")
 socket.socket.connect = refuse
 socket.create_connection = refuse
 import runpy
-for name in ("cityhub_datasets.py", "cityhub_rollups.py"):
-    runpy.run_path(str({str(DAGS_FOLDER)!r}) + "/" + name)
-assert not os.path.exists({str(home)!r}), "the DAG file touched CITYHUB_HOME at import"
+for path in {sorted(str(p) for p in DAGS_FOLDER.glob("cityhub_*.py"))!r}:
+    runpy.run_path(path)
+assert not os.path.exists({str(home)!r}), "a DAG file touched CITYHUB_HOME at import"
 print("ok")
 """
     result = subprocess.run(

@@ -9,7 +9,9 @@ One metadata database and one ``prepare`` for the module; the runs build on each
 2. the same runs again (same logical date, hence the same run ids): nothing under the lake or the runs'
    records changes by a byte, no offset moves, no record is produced again;
 3. the retention DAG, then air_quality's DAG once more: old partitions go, the ledger stays, nothing expired
-   is landed again.
+   is landed again;
+4. the compaction DAG, then kr_air_quality's first run once more: the portal's closed day is one file, and the
+   rerun of the run that landed it adds nothing and writes no chunk file back.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from infra import airflow
 from infra import kafka as kafka_io
 from infra.airflow import DagRunOutcome
 from infra.settings import Settings
+from ingest import lake
 from ingest.landing import dead_letter_run_id, run_dir
 from ingest.produce import records_from_file, send
 from ingest.simulate import simulate
@@ -52,6 +55,8 @@ EXAMPLES = dict(zip(["air_quality", "parking_spots", "traffic_flow", "weather_ob
 DEAD_LETTERED = "air_quality"
 OLD_DEAD_LETTERS = datetime(2024, 1, 10, tzinfo=UTC)  # filed in quarantine far beyond its 90-day retention
 POLL_DAG = "cityhub_open_data_poll"
+COMPACTION_DAG = "cityhub_compaction"
+PORTAL_DAY = "date=2024-02-18"  # the AirKorea file's day: closed long ago
 DATASET_DAGS = [get_contract("kr_air_quality").dag_id] + [get_contract(d).dag_id for d in sorted(EXAMPLES)]
 # Seconds, not microseconds: the run id is manual__<this>, also a folder name under the runs' state.
 LOGICAL_DATE = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
@@ -172,13 +177,26 @@ def retained(hub: Settings, rerun: Runs) -> Runs:
     return _run(hub, ["cityhub_retention", get_contract(DEAD_LETTERED).dag_id])
 
 
+@dataclass
+class Compacted:
+    before: dict[str, list[dict]]  # kr_air_quality's rows per zone before the compaction
+    runs: Runs
+
+
+@pytest.fixture(scope="module")
+def compacted(hub: Settings, retained: Runs) -> Compacted:
+    before = {zone: _rows(hub, zone, "kr_air_quality") for zone in lake.ZONES}
+    # the compaction, then a rerun of the run that landed the portal's day (the first run's logical date)
+    return Compacted(before, _run(hub, [COMPACTION_DAG, get_contract("kr_air_quality").dag_id], LOGICAL_DATE))
+
+
 def _landed(settings: Settings, outcome: DagRunOutcome) -> dict:
     dataset = outcome.dag_id.removeprefix("cityhub_")
     return json.loads((run_dir(settings, dataset, outcome.run_id) / "landed.json").read_text())
 
 
 def _rows(settings: Settings, zone: str, dataset: str) -> list[dict]:
-    files = sorted((settings.lake / zone / dataset).glob("date=*/*.parquet"))
+    files = lake.zone_files(settings.lake, zone, dataset)  # once compacted, replaced files linger a while
     if not files:
         return []
     con = duckdb.connect()
@@ -300,3 +318,25 @@ def test_plain_airflow_commands_on_the_projects_airflow_home_see_the_dags(hub: S
     ids = {d["dag_id"] for d in listed}
     assert {c.dag_id for c in all_contracts()} | {"cityhub_open_data_poll", "cityhub_retention"} <= ids
     assert not {i for i in ids if not i.startswith("cityhub_")}  # no example DAGs
+
+
+def test_the_compaction_dag_merges_closed_days_and_a_rerun_after_it_adds_nothing(
+    hub: Settings, retained: Runs, compacted: Compacted
+):
+    runs = compacted.runs
+    for outcome in runs.outcomes.values():
+        assert outcome.succeeded, outcome
+    assert set(runs.outcomes[COMPACTION_DAG].task_states) == {f"compact_{c.id}" for c in all_contracts()}
+    day = hub.lake / "clean" / "kr_air_quality" / PORTAL_DAY
+    [merged] = lake.live_files(day)
+    covers = lake.read_manifest(day)["covers"]
+    assert lake.is_compacted(merged.name) and len(covers) >= 2  # one chunk file per partition before
+    assert pq.ParquetFile(merged).metadata.num_rows == sum(c["rows"] for c in covers) == 650
+    # the rerun landed its recorded slice again: the same verdicts, no row added, no chunk file written back
+    rerun = runs.outcomes[get_contract("kr_air_quality").dag_id]
+    assert rerun.run_id == f"manual__{LOGICAL_DATE.isoformat()}"
+    assert (_landed(hub, rerun)["clean_rows"], _landed(hub, rerun)["quarantined_rows"]) == (650, 6)
+    assert {zone: _rows(hub, zone, "kr_air_quality") for zone in lake.ZONES} == compacted.before
+    chunk_files = [f"lake/clean/kr_air_quality/{PORTAL_DAY}/{c['file']}" for c in covers]
+    assert all(runs.files[f] == retained.files[f] for f in chunk_files)  # retired in place, untouched
+    assert runs.offsets == retained.offsets

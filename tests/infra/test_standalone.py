@@ -26,7 +26,7 @@ def test_cityhub_airflow_serves_every_dag(settings, tmp_path):
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    wanted = {c.dag_id for c in all_contracts()} | {"cityhub_open_data_poll", "cityhub_retention"}
+    wanted = {c.dag_id for c in all_contracts()} | {"cityhub_open_data_poll", "cityhub_retention", "cityhub_compaction"}
     listed: set[str] = set()
     try:
         deadline = time.monotonic() + 240
