@@ -101,10 +101,13 @@ def ingest_loop(
 
 
 def _use_jemalloc() -> None:
-    """A landing process allocates and frees ~30 MB Arrow batches in turn; jemalloc hands freed pages back
-    where Arrow's default mimalloc keeps them: ~80 MB less peak RSS at the same speed (measured, 200k msgs)."""
+    """A landing process allocates and frees ~30 MB Arrow batches in turn; jemalloc with no decay hands freed
+    pages back where Arrow's default mimalloc keeps them (2M messages: 629 MB peak against 718 MB, 200k: ~80 MB
+    less, at the same speed)."""
     with contextlib.suppress(NotImplementedError, pa.ArrowNotImplementedError):  # a pyarrow built without it
         pa.set_memory_pool(pa.jemalloc_memory_pool())
+        # return freed pages at once: with jemalloc's default 1 s decay a 2M backfill peaked far higher
+        pa.jemalloc_set_decay_ms(0)
 
 
 def _join(settings: Settings, contracts) -> GroupMember:
