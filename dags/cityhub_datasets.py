@@ -26,20 +26,12 @@ from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, AssetWatcher, DeltaTrig
 from catalog import all_contracts
 from catalog.contract import Contract
 from infra.assets import clean_asset
-from infra.dag_callbacks import log_failure
+from infra.dag_callbacks import task_defaults
 from infra.kafka_trigger import KafkaBacklogTrigger
 from infra.settings import Settings, get_settings
 
-DEFAULT_ARGS = {
-    "owner": "cityhub",
-    "retries": 2,
-    "retry_delay": timedelta(seconds=20),
-    # A multiplier since Airflow 3 (True = 1 keeps the delay constant): retries after 20–40 s, then 40–80 s.
-    "retry_exponential_backoff": 2.0,
-    "max_retry_delay": timedelta(minutes=5),
-    "execution_timeout": timedelta(minutes=30),
-    "on_failure_callback": log_failure,
-}
+# retries after 20–40 s, then 40–80 s
+DEFAULT_ARGS = task_defaults(timedelta(seconds=20), timedelta(minutes=5), timedelta(minutes=30))
 WATCH_POLL_INTERVAL_S = 5.0  # how often the triggerer looks at each topic's offsets
 
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, task
 
 from catalog.sources import SOURCES, PollSource
-from infra.dag_callbacks import log_failure
+from infra.dag_callbacks import task_defaults
 
 with DAG(
     dag_id="cityhub_open_data_poll",
@@ -20,15 +20,7 @@ with DAG(
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "owner": "cityhub",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-        "retry_exponential_backoff": 2.0,  # a multiplier in Airflow 3 (True would mean a constant delay)
-        "max_retry_delay": timedelta(minutes=15),
-        "execution_timeout": timedelta(minutes=15),
-        "on_failure_callback": log_failure,
-    },
+    default_args=task_defaults(timedelta(minutes=1), timedelta(minutes=15), timedelta(minutes=15)),
     tags=["cityhub", "poll"],
     doc_md=__doc__,
 ) as dag:

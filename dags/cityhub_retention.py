@@ -11,7 +11,7 @@ from airflow.sdk import DAG, get_current_context, task
 
 from catalog import all_contracts
 from catalog.contract import Contract
-from infra.dag_callbacks import log_failure
+from infra.dag_callbacks import task_defaults
 
 with DAG(
     dag_id="cityhub_retention",
@@ -20,15 +20,7 @@ with DAG(
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "owner": "cityhub",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=5),
-        "retry_exponential_backoff": 2.0,  # a multiplier in Airflow 3 (True would mean a constant delay)
-        "max_retry_delay": timedelta(hours=1),
-        "execution_timeout": timedelta(minutes=30),
-        "on_failure_callback": log_failure,
-    },
+    default_args=task_defaults(timedelta(minutes=5), timedelta(hours=1), timedelta(minutes=30)),
     tags=["cityhub", "retention"],
     doc_md=__doc__,
 ) as dag:

@@ -17,18 +17,10 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, task
 
 from infra.assets import clean_asset, rollup_asset
-from infra.dag_callbacks import log_failure
+from infra.dag_callbacks import task_defaults
 from ingest.rollups import rollup_contracts
 
-DEFAULT_ARGS = {
-    "owner": "cityhub",
-    "retries": 2,
-    "retry_delay": timedelta(seconds=30),
-    "retry_exponential_backoff": 2.0,  # a multiplier in Airflow 3 (True would mean a constant delay)
-    "max_retry_delay": timedelta(minutes=10),
-    "execution_timeout": timedelta(minutes=30),
-    "on_failure_callback": log_failure,
-}
+DEFAULT_ARGS = task_defaults(timedelta(seconds=30), timedelta(minutes=10), timedelta(minutes=30))
 
 
 def rollup_dag_id(dataset_id: str) -> str:
