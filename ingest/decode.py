@@ -60,6 +60,10 @@ CREATE OR REPLACE MACRO geo_coords(g) AS CASE
     WHEN json_extract_string(g, '$.type') IN ('LineString', 'MultiPoint')
         THEN TRY_CAST(json_extract(g, '$.coordinates') AS DOUBLE[][])
     END;
+CREATE OR REPLACE MACRO geo_points(kind, coordinates) AS CASE
+    WHEN kind = 'Point' THEN [TRY_CAST(TRY_CAST(coordinates AS JSON) AS DOUBLE[])]
+    WHEN kind IN ('LineString', 'MultiPoint') THEN TRY_CAST(TRY_CAST(coordinates AS JSON) AS DOUBLE[][])
+    END;
 CREATE OR REPLACE MACRO geo_coord(points, i) AS list_avg(list_transform(points, lambda p: p[i + 1]));
 CREATE OR REPLACE MACRO parse_time_part(p, tz) AS CASE
     WHEN p IS NULL THEN NULL
@@ -105,8 +109,10 @@ def _unit_sql(column: Column, value: str, unit: str) -> tuple[str, str]:
     return converted, unknown
 
 
-def _cast_sql(column: Column, contract: Contract, points: str = "") -> tuple[str, list[str]]:
-    """(value expression, [problem expressions]) for one column whose bare text is ``t_<name>``."""
+def _cast_sql(column: Column, contract: Contract, points: str = "", units: bool = True) -> tuple[str, list[str]]:
+    """(value expression, [problem expressions]) for one column whose bare text is ``t_<name>``.
+
+    ``units=False``: the batch carries no unit codes (see :func:`is_plain`), values are taken as canonical."""
     text = f"t_{column.name}"
     kind = column.kind
     wrong = lambda value: f"CASE WHEN {text} IS NOT NULL AND {value} IS NULL THEN 'wrong_type:{column.name}' END"  # noqa: E731
@@ -120,7 +126,7 @@ def _cast_sql(column: Column, contract: Contract, points: str = "") -> tuple[str
     elif kind == "float":
         # NaN and ±Infinity are no measurement: treated as a value of the wrong type
         value = f"CASE WHEN isfinite(TRY_CAST({text} AS DOUBLE)) THEN TRY_CAST({text} AS DOUBLE) END"
-        if column.unit:
+        if column.unit and units:
             converted, unknown = _unit_sql(column, value, f"unit_{column.name}")
             return converted, [wrong(value), f"CASE WHEN {unknown} THEN 'unknown_unit:{column.name}' END"]
     elif kind == "int":
@@ -141,25 +147,35 @@ def _cast_sql(column: Column, contract: Contract, points: str = "") -> tuple[str
     return value, [wrong(value)]
 
 
-def decode_sql(contract: Contract) -> str:
+def decode_sql(contract: Contract, plain: bool = False) -> str:
     """The batch-decoding query for ``contract``.
 
     Each document is parsed once, by one multi-path ``json_extract_string`` that yields every attribute the
     contract reads as text. Only attributes that arrive as objects (NGSI normalized form, GeoJSON, ``@value``
     dates) are parsed again, and only on the rows where they are objects: the keyValues rows a city's IoT
     agents mostly send take the short way through every ``CASE``.
+
+    ``plain=True`` is the query for a batch that :func:`is_plain` found free of NGSI attribute objects: every
+    attribute is its own value, so the unwrapping and unit layers are left out, and a GeoJSON location's type
+    and coordinates come out of the same single parse. It gives the same result as the general query on such
+    a batch (a test holds them equal on every simulated feed and real fixture) at less than half the cost.
     """
     paths = sorted(
         {p for c in contract.columns for p in c.source_paths if p != KAFKA_TIMESTAMP}
         | {c.hour_from for c in contract.columns if c.hour_from}
     )
-    heads = sorted({p.split(".", 1)[0] for p in paths if "." in p} - set(paths))
-    extracted = ["type", *paths, *heads]
+    heads = [] if plain else sorted({p.split(".", 1)[0] for p in paths if "." in p} - set(paths))
+    locations = list(dict.fromkeys(c.source_paths for c in contract.columns if c.kind in ("lon", "lat")))
+    # a location read from one attribute: its GeoJSON members parsed with the document (plain batches only)
+    geo_paths = [s[0] for s in locations if plain and len(s) == 1]
+    geo_members = [f"{p}.{member}" for p in geo_paths for member in ("type", "coordinates")]
+    extracted = ["type", *paths, *heads, *[m for m in geo_members if m not in paths]]
     slot = {p: i for i, p in enumerate(extracted)}
     multi = ", ".join(_sql_text(_json_path(p)) for p in extracted)
     texts = ", ".join(f"_p[{i + 1}] AS e{i}" for i in range(len(extracted)))
-    values = ", ".join(f"ngsi_value(e{i}) AS w{i}" for i in range(1, len(extracted)))
-    unit_columns = [c for c in contract.columns if c.kind == "float" and c.unit]
+    unwrap = (lambda i: f"e{i}") if plain else (lambda i: f"ngsi_value(e{i})")
+    values = ", ".join(f"{unwrap(i)} AS w{i}" for i in range(1, len(extracted)))
+    unit_columns = [c for c in contract.columns if c.kind == "float" and c.unit and not plain]
     units = "".join(
         f", COALESCE({', '.join(f'ngsi_unit(e{slot[p]})' for p in c.source_paths if p != KAFKA_TIMESTAMP)})"
         f" AS unit_{c.name}"
@@ -168,21 +184,30 @@ def decode_sql(contract: Contract) -> str:
     )
 
     def value_of(path: str) -> str:
-        if "." not in path:
+        if "." not in path or plain:
             return f"w{slot[path]}"
         head, rest = path.split(".", 1)
         return f"COALESCE(w{slot[path]}, ngsi_value(json_member(w{slot[head]}, {_sql_text(_json_path(rest))})))"
 
     markers = ", ".join(_sql_text(m) for m in contract.missing_markers)
     # lon and lat read the same location: its coordinates are parsed once, into ``_points<i>``
-    locations = list(dict.fromkeys(c.source_paths for c in contract.columns if c.kind in ("lon", "lat")))
     first_column = {
         sources: next(c.name for c in contract.columns if c.kind in ("lon", "lat") and c.source_paths == sources)
         for sources in locations
     }
-    points = ", ".join(
-        [f"geo_coords(t_{first_column[s]}) AS _points{i}" for i, s in enumerate(locations)] or ["NULL AS _points0"]
-    )
+
+    def points_of(sources: tuple[str, ...]) -> str:
+        general = f"geo_coords(t_{first_column[sources]})"
+        if len(sources) != 1 or sources[0] not in geo_paths:
+            return general
+        path = sources[0]
+        # an object location is GeoJSON read from the single parse; any other shape takes the general way
+        return (
+            f"CASE WHEN prefix(e{slot[path]}, '{{') THEN geo_points(e{slot[path + '.type']}, "
+            f"e{slot[path + '.coordinates']}) ELSE {general} END"
+        )
+
+    points = ", ".join([f"{points_of(s)} AS _points{i}" for i, s in enumerate(locations)] or ["NULL AS _points0"])
     column_texts, selects, problems = [], [], []
     for column in contract.columns:
         sources = [value_of(p) for p in column.source_paths if p != KAFKA_TIMESTAMP]
@@ -193,7 +218,7 @@ def decode_sql(contract: Contract) -> str:
         if column.hour_from:
             column_texts.append(f"jtext({value_of(column.hour_from)}) AS h_{column.name}")
         coords = f"_points{locations.index(column.source_paths)}" if column.kind in ("lon", "lat") else ""
-        value, column_problems = _cast_sql(column, contract, coords)
+        value, column_problems = _cast_sql(column, contract, coords, units=not plain)
         selects.append(f'{value} AS "{column.name}"')
         problems += column_problems
     envelope = [
@@ -321,8 +346,10 @@ def decoded_schema(contract: Contract) -> pa.Schema:
     return pa.schema(fields + LINEAGE_FIELDS + [pa.field("_decode_error", pa.string()), pa.field("_raw", pa.string())])
 
 
-def decode_batch(batch: pa.Table, contract: Contract) -> pa.Table:
+def decode_batch(batch: pa.Table, contract: Contract, plain: bool | None = None) -> pa.Table:
     """Arrow batch from :func:`raw_batch` → contract columns + lineage + ``_decode_error`` + ``_raw``.
+
+    ``plain`` picks the query (see :func:`decode_sql`); by default the batch is looked at to choose.
 
     DuckDB returns only what it computes, in the batch's row order; lineage and the payload are taken over
     from the batch as they are (copying 50k payloads through the query would cost more than parsing them)."""
@@ -330,7 +357,9 @@ def decode_batch(batch: pa.Table, contract: Contract) -> pa.Table:
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.register("batch", batch)
-        result = con.sql(_decode_sql_cached(contract)).to_arrow_table()
+        if plain is None:
+            plain = _is_plain(con)
+        result = con.sql(_decode_sql_cached(contract, plain)).to_arrow_table()
     finally:
         con.close()
     schema = decoded_schema(contract)
@@ -338,8 +367,23 @@ def decode_batch(batch: pa.Table, contract: Contract) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
+# Text that only NGSI attribute objects (``value``/``@value``, ``object``, ``unitCode`` members) or escaped ASCII
+# in member names contain. A batch with none of it anywhere is plain keyValues. No pattern starts with the
+# quote, which is on every few bytes of JSON and would slow the substring search tenfold.
+_NGSI_MARKERS = ('value"', 'object"', 'unitCode"', "\\u00")
+
+
+def _is_plain(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the registered ``batch`` holds no NGSI attribute objects, so the cheaper plain query applies.
+
+    One substring scan per marker over the batch (~0.2 µs a message) against ~3 µs a message saved."""
+    found = " OR ".join(f"contains(_raw, {_sql_text(m)})" for m in _NGSI_MARKERS)
+    ((any_found,),) = con.sql(f"SELECT COALESCE(bool_or({found}), false) FROM batch").fetchall()
+    return not any_found
+
+
 _DB: duckdb.DuckDBPyConnection | None = None
-_SQL: dict[Contract, str] = {}
+_SQL: dict[tuple[Contract, bool], str] = {}
 
 
 def _decoder_db() -> duckdb.DuckDBPyConnection:
@@ -351,10 +395,10 @@ def _decoder_db() -> duckdb.DuckDBPyConnection:
     return _DB
 
 
-def _decode_sql_cached(contract: Contract) -> str:
-    if contract not in _SQL:
-        _SQL[contract] = decode_sql(contract)
-    return _SQL[contract]
+def _decode_sql_cached(contract: Contract, plain: bool) -> str:
+    if (contract, plain) not in _SQL:
+        _SQL[contract, plain] = decode_sql(contract, plain)
+    return _SQL[contract, plain]
 
 
 def decode_messages(
