@@ -113,6 +113,10 @@ class LibrdkafkaFetcher:
                 "max.partition.fetch.bytes": 8 * 1024 * 1024,
                 # what it may prefetch ahead of landing: a chunk's worth, not the default 64 MB
                 "queued.max.messages.kbytes": 16 * 1024,
+                # Once a partition's slice is read, the client's next fetch for it waits on the broker for new
+                # records, up to this long (default 500 ms) — and the next partition's first fetch waits behind
+                # it on the same connection, leaving landing idle at every partition switch.
+                "fetch.wait.max.ms": 10,
                 # its own log lines (connection trouble) go through cityhub's logging, not raw to stderr
                 "logger": logging.getLogger("ingest.librdkafka"),
             }
