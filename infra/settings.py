@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     api_port: int = Field(8000, description="Port the API listens on.")
     max_page_rows: int = Field(10_000, description="Largest `limit` a records query accepts.")
     query_timeout_s: float = Field(10.0, description="Time limit of one API query, enforced with interrupt().")
+    rate_limit_per_min: int = Field(
+        1200,
+        ge=0,
+        description="Requests a minute one API client (its `X-API-Key`, else its address) may make to `/api/` "
+        "before answers turn 429; refilled continuously. 0 turns the limit off.",
+    )
     extra_catalog_dirs: str = Field(
         "",
         description="Extra folders (os.pathsep-separated) of contract modules added to the built-in catalog.",

@@ -25,15 +25,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from catalog import all_contracts, get_contract
+from catalog import all_contracts
 from catalog.contract import Contract
-from infra.errors import BadRequest, CityhubError, Forbidden, NotFound
+from infra.errors import BadRequest, CityhubError, NotFound
 from infra.settings import Settings, get_settings
 from ingest.kanon_reports import read_reports
 from quality.report import partition_reports
 from quality.suite import expectation_specs, required_columns
+from serving.aggregate import router as aggregate_router
+from serving.changes import router as changes_router
 from serving.db import Lake
-from serving.metadata import dataset_metadata
+from serving.deps import known_dataset, lake_of, open_dataset
+from serving.http import ConditionalGet, GzipExceptDownloads, RateLimit
+from serving.metadata import dataset_metadata, last_modified, matches
 from serving.metrics import install as install_metrics
 from serving.metrics import ledger_entries
 from serving.quality_docs import install as install_quality_docs
@@ -46,21 +50,7 @@ def error_response(error: CityhubError) -> JSONResponse:
 
 
 def _lake(request: Request) -> Lake:
-    return request.app.state.lake
-
-
-def known_dataset(dataset_id: Annotated[str, Path(description="Dataset id from the catalog")]) -> Contract:
-    return get_contract(dataset_id)
-
-
-def open_dataset(contract: Annotated[Contract, Depends(known_dataset)]) -> Contract:
-    """The single gate of the safe zone: its data never leaves as rows through the public API."""
-    if not contract.is_open:
-        raise Forbidden(
-            f"dataset {contract.id!r} is in the data safe zone: only its metadata is public",
-            hint="apply for a safe-zone project to analyse it; answers are aggregate-only",
-        )
-    return contract
+    return lake_of(request)
 
 
 def _encode_cursor(row: dict, contract: Contract) -> str:
@@ -276,10 +266,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def healthz() -> dict:
         return {"status": "ok", "datasets": len(all_contracts()), "lake": str(settings.lake)}
 
-    @app.get(f"{API}/datasets", tags=["catalog"], summary="Every dataset in the catalog")
-    def list_datasets(request: Request) -> dict:
+    @app.get(f"{API}/datasets", tags=["catalog"], summary="The catalog: every dataset's metadata, searchable")
+    def list_datasets(
+        request: Request,
+        q: Annotated[
+            str | None, Query(max_length=200, description="words to find in titles (ko/en), id, description, keywords")
+        ] = None,
+        tier: Annotated[Literal["open", "safezone"] | None, Query(description="only this tier")] = None,
+    ) -> dict:
         lake = _lake(request)
-        return {"datasets": [dataset_metadata(c, lake) for c in all_contracts()]}
+        found = [c for c in all_contracts() if (tier is None or c.tier == tier) and matches(c, q)]
+        return {"count": len(found), "datasets": [dataset_metadata(c, lake) for c in found]}
 
     @app.get(f"{API}/datasets/{{dataset_id}}", tags=["catalog"], summary="One dataset's metadata and columns")
     def get_dataset(request: Request, contract: Annotated[Contract, Depends(known_dataset)]) -> dict:
@@ -307,6 +304,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return quality
 
     app.include_router(router)
+    app.include_router(aggregate_router)
+    app.include_router(changes_router)
+    # innermost first: ETags are computed on the plain body, gzip wraps it, the rate limit sees every request
+    app.add_middleware(ConditionalGet, last_modified=lambda path: last_modified(settings, path))
+    app.add_middleware(GzipExceptDownloads)
+    app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_min)
     install_metrics(app, settings)
     install_quality_docs(app, settings)
     return app

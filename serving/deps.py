@@ -1,0 +1,30 @@
+"""Request dependencies shared by every router: the dataset a path names, the safe-zone gate, the lake."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+
+from catalog import get_contract
+from catalog.contract import Contract
+from infra.errors import Forbidden
+from serving.db import Lake
+
+
+def lake_of(request: Request) -> Lake:
+    return request.app.state.lake
+
+
+def known_dataset(dataset_id: Annotated[str, Path(description="Dataset id from the catalog")]) -> Contract:
+    return get_contract(dataset_id)
+
+
+def open_dataset(contract: Annotated[Contract, Depends(known_dataset)]) -> Contract:
+    """The single gate of the safe zone: its data never leaves as rows through the public API."""
+    if not contract.is_open:
+        raise Forbidden(
+            f"dataset {contract.id!r} is in the data safe zone: only its metadata is public",
+            hint="apply for a safe-zone project to analyse it; answers are aggregate-only",
+        )
+    return contract
