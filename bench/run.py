@@ -203,11 +203,15 @@ def bench_ingest(records: int, repeat: int = 3) -> dict:
     }
 
 
-def run_bench(settings: Settings, suite: str, rows: int) -> dict:
+def run_bench(settings: Settings, suite: str, rows: int | None) -> dict:
     if suite == "transforms":
         from bench.transforms import bench_transforms
 
-        return bench_transforms(rows)
+        return bench_transforms(rows or 200_000)
+    if suite == "serve":
+        from bench.serve import bench_serve
+
+        return bench_serve(rows or 10_000_000)
     if suite != "ingest":
-        raise BadRequest(f"unknown benchmark suite {suite!r}", hint="available: ingest, transforms")
-    return bench_ingest(rows)
+        raise BadRequest(f"unknown benchmark suite {suite!r}", hint="available: ingest, transforms, serve")
+    return bench_ingest(rows or 200_000)

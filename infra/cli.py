@@ -288,8 +288,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("bench", help="measure throughput against baselines in the same run")
-    p.add_argument("suite", choices=["ingest", "transforms"])
-    p.add_argument("--records", "--rows", dest="rows", type=int, default=200_000)
+    p.add_argument("suite", choices=["ingest", "transforms", "serve"])
+    p.add_argument(
+        "--records",
+        "--rows",
+        dest="rows",
+        type=int,
+        default=None,
+        help="default: 200000 (ingest, transforms), 10M (serve)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
     return parser
