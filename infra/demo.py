@@ -15,7 +15,7 @@ from contextlib import ExitStack
 import httpx
 import uvicorn
 
-from catalog import all_contracts
+from catalog import landed_contracts
 from infra import airflow
 from infra.broker import EmbeddedBroker
 from infra.errors import CityhubError
@@ -52,7 +52,7 @@ class _Server(uvicorn.Server):
 
 def run_demo(settings: Settings, once: bool = False, port: int | None = None) -> int:
     port = port or settings.api_port
-    contracts = all_contracts()
+    contracts = landed_contracts()
     with ExitStack() as stack:
         if settings.uses_embedded_broker:
             _fresh_state(settings)
