@@ -7,11 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from catalog import all_contracts
+from catalog import landed_contracts
 from tests.conftest import free_port
 
-OPEN = tuple(c.id for c in all_contracts() if c.is_open)
-SAFE = tuple(c.id for c in all_contracts() if not c.is_open)
+OPEN = tuple(c.id for c in landed_contracts() if c.is_open)
+SAFE = tuple(c.id for c in landed_contracts() if not c.is_open)
 
 
 def test_demo_once_lands_and_serves_every_dataset(tmp_path):
@@ -28,7 +28,7 @@ def test_demo_once_lands_and_serves_every_dataset(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert "OK: every dataset landed" in out
-    for dag in (c.dag_id for c in all_contracts()):
+    for dag in (c.dag_id for c in landed_contracts()):
         assert (
             f"{dag}: DagRun" in out
             and "success; tasks consume=success, land=success, publish=success, validate=success"
