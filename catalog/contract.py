@@ -237,7 +237,7 @@ class Contract:
     @property
     def identity(self) -> tuple[str, ...]:
         """What makes two rows the same reading: the key columns and the event time (unique in the clean zone)."""
-        return (*self.key_columns, self.event_time)
+        return tuple(dict.fromkeys((*self.key_columns, self.event_time)))  # a derived key holds its time already
 
     @property
     def is_open(self) -> bool:

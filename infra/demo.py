@@ -12,6 +12,7 @@ import shutil
 import threading
 import time
 from contextlib import ExitStack
+from datetime import timedelta
 
 import httpx
 import uvicorn
@@ -24,7 +25,7 @@ from infra.kafka import ensure_topics
 from infra.settings import Settings
 from ingest.derived import derived_files, derived_sources
 from ingest.produce import send
-from ingest.simulate import GENERATORS, HOURLY_VOLUME, simulate
+from ingest.simulate import GENERATORS, HOURLY_VOLUME, default_start, simulate
 from serving.app import create_app
 
 DEMO_SEED = 42
@@ -74,6 +75,12 @@ def run_demo(settings: Settings, once: bool = False, port: int | None = None) ->
             )
             send(settings, contract, records)
             _say(f"{contract.id}: produced {len(records)} readings ({sum(planted.values())} deliberately bad)")
+            if contract.id in {c.id for c in derived_sources()}:
+                # derived open data releases a Seoul day once it is over: give it the same hour of yesterday too
+                yesterday = default_start(contract) - timedelta(days=1)
+                earlier, _ = simulate(contract, HOURLY_VOLUME[contract.id], seed=DEMO_SEED + 1, start=yesterday)
+                send(settings, contract, earlier)
+                _say(f"{contract.id}: produced {len(earlier)} readings of the same hour yesterday")
         _say(f"preparing Airflow (metadata under {settings.airflow_dir})")
         airflow.prepare(settings)
         # the derive DAGs after the landing DAGs (dag.test() fires no Asset schedules): open data born in the safe zone

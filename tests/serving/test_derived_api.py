@@ -107,3 +107,14 @@ def test_the_safe_zone_sources_still_refuse_rows(client):
         for route in ("records", "download"):
             response = client.get(f"/api/v1/datasets/{source}/{route}")
             assert response.status_code == 403 and response.json()["error"]["code"] == "forbidden"
+
+
+def test_quality_of_a_derived_dataset_names_its_source_and_no_suite(client):
+    body = client.get("/api/v1/datasets/mobility_od_hourly/quality").json()
+    assert body == {
+        "dataset": "mobility_od_hourly",
+        "tier": "open",
+        "derived_from": "mobility_trips",
+        "suite": [],
+        "partitions": [],
+    }
