@@ -1,5 +1,9 @@
 """The catalog: every dataset contract, discovered from ``catalog/datasets/*.py`` and any extra folders
-named in ``CITYHUB_EXTRA_CATALOG_DIRS`` (each module there defines ``CONTRACT``)."""
+named in ``CITYHUB_EXTRA_CATALOG_DIRS`` (each module there defines ``CONTRACT``).
+
+:func:`all_contracts` is every dataset the hub publishes (API listing, portal pages); :func:`landed_contracts`
+the ones landed from Kafka (topics, landing DAGs, retention, compaction, simulators); :func:`derived_contracts`
+the ones computed from another dataset's clean zone (``Contract.derived_from``)."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from pathlib import Path
 from catalog.contract import Column, Contract
 from infra.errors import CatalogError
 
-__all__ = ["Column", "Contract", "all_contracts", "get_contract"]
+__all__ = ["Column", "Contract", "all_contracts", "derived_contracts", "get_contract", "landed_contracts"]
 
 
 def _builtin() -> list[Contract]:
@@ -53,7 +57,30 @@ def all_contracts() -> list[Contract]:
             status=500,
             code="catalog_error",
         )
+    _check_provenance(contracts)
     return contracts
+
+
+def landed_contracts() -> list[Contract]:
+    """Datasets landed from their Kafka topic: each has a topic, a landing DAG and a clean zone of its own."""
+    return [c for c in all_contracts() if not c.is_derived]
+
+
+def derived_contracts(source: str | None = None) -> list[Contract]:
+    """Datasets derived from another dataset's clean zone (all of them, or those of ``source``)."""
+    return [c for c in all_contracts() if c.is_derived and (source is None or c.derived_from == source)]
+
+
+def _check_provenance(contracts: list[Contract]) -> None:
+    landed = {c.id for c in contracts if not c.is_derived}
+    for contract in contracts:
+        if contract.is_derived and contract.derived_from not in landed:
+            raise CatalogError(
+                f"dataset {contract.id!r} is derived from {contract.derived_from!r}, which is not a landed dataset",
+                hint=f"name one of: {', '.join(sorted(landed))}",
+                status=500,
+                code="catalog_error",
+            )
 
 
 def get_contract(dataset_id: str) -> Contract:

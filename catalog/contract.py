@@ -14,7 +14,7 @@ import pyarrow as pa
 from infra.errors import ContractError
 
 Tier = Literal["open", "safezone"]
-Kind = Literal["string", "float", "int", "bool", "timestamp", "entity_id", "lon", "lat"]
+Kind = Literal["string", "float", "int", "bool", "timestamp", "date", "entity_id", "lon", "lat"]
 Handling = Literal["hmac", "drop"]
 # How a quasi-identifier is coarsened wherever rows could leave the safe zone (transforms/generalise.py):
 # coordinates to a 250 m grid cell or the district, times to the 15-minute bucket, ages to 5-year bands.
@@ -40,6 +40,7 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "int": pa.int64(),
     "bool": pa.bool_(),
     "timestamp": pa.timestamp("us", tz="UTC"),
+    "date": pa.date32(),  # a calendar day (derived datasets: the city's day)
 }
 
 # Lineage carried by every landed row: where in Kafka it came from.
@@ -137,6 +138,10 @@ class Contract:
     # report counts equivalence classes in distinct values of it, within one key version.
     person_column: str | None = None
     keywords: tuple[str, ...] = field(default_factory=tuple)
+    # Provenance of a derived dataset: the id of the (safe-zone) dataset it is computed from. A derived dataset
+    # is not landed from Kafka (no topic, no landing DAG, no lineage columns): ``ingest/derived.py`` builds it
+    # from the source's clean zone, and the API serves it like any other dataset of its tier.
+    derived_from: str | None = None
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
@@ -151,6 +156,19 @@ class Contract:
         for column in self.columns:
             self._check_quasi_identifier(column)
         self._check_person_column()
+        self._check_derived()
+
+    def _check_derived(self) -> None:
+        if self.derived_from is None:
+            return
+        if self.personal_columns or self.person_column or self.quasi_identifiers:
+            raise ContractError(
+                f"contract {self.id}: a derived dataset holds aggregates, never personal columns or row-level "
+                "quasi-identifiers",
+                hint="publish counts per group; the source dataset keeps the pseudonyms",
+            )
+        if self.derived_from == self.id:
+            raise ContractError(f"contract {self.id}: derived from itself", hint="name the source dataset's id")
 
     def _check_quasi_identifier(self, column: Column) -> None:
         where = f"contract {self.id}, column {column.name}"
@@ -198,13 +216,28 @@ class Contract:
 
     @property
     def dag_id(self) -> str:
-        """The Airflow DAG generated for this dataset."""
+        """The Airflow DAG generated for this dataset: its landing DAG, or for a derived dataset the DAG that
+        derives every open dataset of its source (``dags/cityhub_derived.py``)."""
+        if self.derived_from:
+            return f"cityhub_derive_{self.derived_from}"
         return f"cityhub_{self.id}"
+
+    @property
+    def is_derived(self) -> bool:
+        return self.derived_from is not None
+
+    @property
+    def order_columns(self) -> tuple[str, ...]:
+        """A unique order of the dataset's rows (the API's keyset pages): event time, then the Kafka position of
+        a landed row, or the key columns of a derived one."""
+        if self.derived_from:
+            return (self.event_time, *(k for k in self.key_columns if k != self.event_time))
+        return (self.event_time, "_topic", "_partition", "_offset")
 
     @property
     def identity(self) -> tuple[str, ...]:
         """What makes two rows the same reading: the key columns and the event time (unique in the clean zone)."""
-        return (*self.key_columns, self.event_time)
+        return tuple(dict.fromkeys((*self.key_columns, self.event_time)))  # a derived key holds its time already
 
     @property
     def is_open(self) -> bool:
@@ -231,8 +264,10 @@ class Contract:
 
     @property
     def schema(self) -> pa.Schema:
-        """The clean zone's schema: contract columns, then lineage."""
+        """The clean zone's schema: contract columns, then lineage (a derived dataset: its columns only)."""
         fields = [pa.field(c.name, c.stored_type) for c in self.stored_columns]
+        if self.derived_from:
+            return pa.schema(fields)
         if self.personal_columns:
             fields.append(pa.field(KEY_VERSION, pa.string()))  # per row: the key each pseudonym was made with
         return pa.schema(fields + LINEAGE_FIELDS)

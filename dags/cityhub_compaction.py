@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, get_current_context, task
 
-from catalog import all_contracts
+from catalog import landed_contracts
 from catalog.contract import Contract
 from infra.dag_callbacks import task_defaults
 
@@ -40,5 +40,5 @@ with DAG(
 
         return compact()
 
-    for _contract in all_contracts():
+    for _contract in landed_contracts():
         _compaction_task(_contract)

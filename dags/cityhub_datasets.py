@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, AssetWatcher, DeltaTriggerTimetable, get_current_context, task
 
-from catalog import all_contracts
+from catalog import landed_contracts
 from catalog.contract import Contract
 from infra.assets import clean_asset
 from infra.dag_callbacks import task_defaults
@@ -144,5 +144,5 @@ def build_dag(contract: Contract, settings: Settings | None = None) -> DAG:
 
 
 _settings = get_settings()  # environment variables only
-for _contract in all_contracts():
+for _contract in landed_contracts():
     globals()[_contract.dag_id] = build_dag(_contract, _settings)

@@ -14,3 +14,8 @@ def clean_asset(dataset_id: str) -> Asset:
 def rollup_asset(dataset_id: str) -> Asset:
     """Emitted by a dataset's rollup DAG when it has refreshed the dataset's rollups."""
     return Asset(name=f"cityhub.rollup.{dataset_id}", uri=f"file:///cityhub/lake/rollup/{dataset_id}")
+
+
+def derived_asset(dataset_id: str) -> Asset:
+    """Emitted by the derive DAG of a safe-zone dataset when it has refreshed this derived open dataset."""
+    return Asset(name=f"cityhub.derived.{dataset_id}", uri=f"file:///cityhub/lake/derived/{dataset_id}")

@@ -24,7 +24,7 @@ def cmd_datasets(args: argparse.Namespace, settings: Settings) -> int:
         {
             "id": c.id,
             "tier": c.tier,
-            "topic": settings.topic_for(c.id),
+            "topic": f"(derived from {c.derived_from})" if c.is_derived else settings.topic_for(c.id),
             "title_en": c.title_en,
             "title_ko": c.title_ko,
             "columns": [f.name for f in c.stored_columns],
@@ -55,10 +55,10 @@ def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
-    from catalog import all_contracts
+    from catalog import landed_contracts
     from infra.kafka import ensure_topics
 
-    created = ensure_topics(settings, [settings.topic_for(c.id) for c in all_contracts()])
+    created = ensure_topics(settings, [settings.topic_for(c.id) for c in landed_contracts()])
     print(f"created {len(created)} topic(s): {', '.join(created) or '-'}")
     return 0
 
@@ -146,7 +146,7 @@ def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_compact(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import UTC, date
 
-    from catalog import all_contracts, get_contract
+    from catalog import get_contract, landed_contracts
     from ingest.compaction import compact_dataset
 
     only = None
@@ -157,7 +157,7 @@ def cmd_compact(args: argparse.Namespace, settings: Settings) -> int:
             raise CityhubError(
                 f"--date {args.date!r} is not a date", hint="give it as YYYY-MM-DD", status=2, code="usage"
             ) from None
-    contracts = [get_contract(args.dataset)] if args.dataset else all_contracts()
+    contracts = [get_contract(args.dataset)] if args.dataset else landed_contracts()
     today = datetime.now(UTC).date()
     for contract in contracts:
         result = compact_dataset(settings, contract, today, only)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from kafka.structs import OffsetAndMetadata
 
-from catalog import all_contracts, get_contract
+from catalog import get_contract, landed_contracts
 from infra import kafka as kafka_io
 from infra.settings import Settings
 from ingest import lake
 
 
 def show_offsets(settings: Settings, dataset_id: str | None = None) -> list[dict]:
-    contracts = [get_contract(dataset_id)] if dataset_id else all_contracts()
+    contracts = [get_contract(dataset_id)] if dataset_id else landed_contracts()
     consumer = kafka_io.consumer(settings)
     rows = []
     try:
@@ -39,7 +39,7 @@ def show_offsets(settings: Settings, dataset_id: str | None = None) -> list[dict
 
 def reset_offsets(settings: Settings, dataset_id: str | None = None, to_start: bool = True) -> None:
     """Move the group back to the start of each partition. Landing still skips what the lake already holds."""
-    contracts = [get_contract(dataset_id)] if dataset_id else all_contracts()
+    contracts = [get_contract(dataset_id)] if dataset_id else landed_contracts()
     consumer = kafka_io.consumer(settings)
     try:
         for contract in contracts:

@@ -18,7 +18,7 @@ import time
 import pyarrow as pa
 from kafka.errors import KafkaError
 
-from catalog import all_contracts, get_contract
+from catalog import get_contract, landed_contracts
 from infra import kafka as kafka_io
 from infra.errors import BrokerError, LandingError, PartitionRevoked
 from infra.logs import landing_context
@@ -90,7 +90,7 @@ def ingest_loop(
     interval_s: float = 5.0,
     group: bool = False,
 ) -> dict[str, tuple[int, int]]:
-    contracts = [get_contract(d) for d in dataset_ids] if dataset_ids else all_contracts()
+    contracts = [get_contract(d) for d in dataset_ids] if dataset_ids else landed_contracts()
     _use_jemalloc()
     member = _join(settings, contracts) if group else None
     try:

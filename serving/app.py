@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import asynccontextmanager
 from datetime import date, datetime
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -54,14 +55,14 @@ def _lake(request: Request) -> Lake:
 
 
 def _encode_cursor(row: dict, contract: Contract) -> str:
-    key = [row[contract.event_time], row["_topic"], row["_partition"], row["_offset"]]
+    key = [row[c] for c in contract.order_columns]
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> list:
+def _decode_cursor(cursor: str, contract: Contract) -> list:
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not (isinstance(key, list) and len(key) == 4):
+        if not (isinstance(key, list) and len(key) == len(contract.order_columns)):
             raise ValueError
         return key
     except (ValueError, binascii.Error, json.JSONDecodeError) as exc:
@@ -79,19 +80,41 @@ def _time_filter(contract: Contract, since: datetime | None, until: datetime | N
         if value.tzinfo is None:
             raise BadRequest(f"{name} has no time zone", hint=f"add Z or an offset, e.g. {name}=2026-11-21T09:00:00Z")
         where.append(f'"{contract.event_time}" {op} ?')
-        params.append(value)
+        # a daily dataset's event time is a day in its zone: the day of the instant there
+        is_day = contract.column(contract.event_time).kind == "date"
+        params.append(value.astimezone(ZoneInfo(contract.source_tz)).date() if is_day else value)
     if since and until and since >= until:
         raise BadRequest("since must be before until", hint="swap them, or widen the range")
     return where, params
 
 
 def _json_ready(table: pa.Table) -> list[dict]:
-    """Rows with timestamps as ISO-8601 UTC strings (formatted column-wise by Arrow, not per row)."""
+    """Rows with timestamps as ISO-8601 UTC strings and days as ISO dates (formatted column-wise by Arrow, not
+    per row)."""
     for i, field in enumerate(table.schema):
         if pa.types.is_timestamp(field.type):
             text = pc.strftime(table.column(i).cast(pa.timestamp("us", tz="UTC")), format="%Y-%m-%dT%H:%M:%SZ")
             table = table.set_column(i, field.name, text)
+        elif pa.types.is_date(field.type):
+            table = table.set_column(i, field.name, table.column(i).cast(pa.string()))
     return table.to_pylist()
+
+
+def _order_by(contract: Contract) -> str:
+    return ", ".join(f'"{c}"' for c in contract.order_columns)
+
+
+def _after(contract: Contract, key: list) -> tuple[str, list]:
+    """The keyset predicate "row after ``key``" in the dataset's order (event time first, typed; then the Kafka
+    position or the key columns): (a > ?) OR (a = ? AND ((b > ?) OR (b = ? AND …)))."""
+    kinds = {c.name: c.kind for c in contract.columns}
+    cast = {"timestamp": "::TIMESTAMPTZ", "date": "::DATE"}
+    predicate, params = "", []
+    for name, value in reversed(list(zip(contract.order_columns, key, strict=True))):
+        col, typed = f'"{name}"', f"?{cast.get(kinds.get(name, ''), '')}"
+        predicate = f"({col} > {typed} OR ({col} = {typed} AND {predicate}))" if predicate else f"{col} > {typed}"
+        params = [value, value, *params] if len(params) else [value]
+    return f"({predicate})", params
 
 
 router = APIRouter(prefix=f"{API}/datasets/{{dataset_id}}", dependencies=[Depends(open_dataset)], tags=["open data"])
@@ -109,17 +132,13 @@ def records(
     lake = _lake(request)
     limit = min(limit, lake.settings.max_page_rows)
     where, params = _time_filter(contract, since, until)
-    et = f'"{contract.event_time}"'
     if cursor:
-        t, topic, part, off = _decode_cursor(cursor)
-        where.append(
-            f"({et} > ?::TIMESTAMPTZ OR ({et} = ?::TIMESTAMPTZ AND (_topic > ? OR (_topic = ? AND "
-            f"(_partition > ? OR (_partition = ? AND _offset > ?))))))"
-        )
-        params += [t, t, topic, topic, part, part, off]
+        predicate, values = _after(contract, _decode_cursor(cursor, contract))
+        where.append(predicate)
+        params += values
     sql = (
         f"SELECT * FROM {lake.source(contract)} {'WHERE ' + ' AND '.join(where) if where else ''} "
-        f"ORDER BY {et}, _topic, _partition, _offset LIMIT {limit + 1}"
+        f"ORDER BY {_order_by(contract)} LIMIT {limit + 1}"
     )
     with lake.cursor() as cur, lake.time_limit(cur):
         table = cur.sql(sql, params=params).to_arrow_table()
@@ -182,7 +201,7 @@ def download(
     where, params = _time_filter(contract, since, until)
     sql = (
         f"SELECT * FROM {lake.source(contract)} {'WHERE ' + ' AND '.join(where) if where else ''} "
-        f'ORDER BY "{contract.event_time}", _topic, _partition, _offset'
+        f"ORDER BY {_order_by(contract)}"
     )
     filename = f"{contract.id}.{format}"
     return StreamingResponse(
@@ -289,6 +308,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     def dataset_quality(contract: Annotated[Contract, Depends(known_dataset)]) -> dict:
         # Counts and names only, so the safe zone's report is public too (outside the 403 gate on purpose).
+        if contract.is_derived:  # not landed, so not validated by a GX suite: computed from its source's clean rows
+            return {
+                "dataset": contract.id,
+                "tier": contract.tier,
+                "derived_from": contract.derived_from,
+                "suite": [],
+                "partitions": [],
+            }
         reports = [entry.get("quality", {}) for entry in ledger_entries(settings.lake, contract.id)]
         required = required_columns(contract)
         quality = {

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from fastapi import APIRouter, Depends, Query, Request
 
 from catalog.contract import Contract
-from infra.errors import BadRequest
+from infra.errors import BadRequest, NotFound
 from serving.deps import lake_of, open_dataset
 
 router = APIRouter(prefix="/api/v1/datasets/{dataset_id}", dependencies=[Depends(open_dataset)], tags=["open data"])
@@ -69,6 +69,11 @@ def changes(
 ) -> dict:
     from serving.app import _json_ready
 
+    if contract.is_derived:
+        raise NotFound(
+            f"dataset {contract.id!r} has no changes feed: it is recomputed per release, not landed from Kafka",
+            hint="read it with /records (since/until select its release days)",
+        )
     lake = lake_of(request)
     position = decode_position(after) if after else {}
     limit = min(limit, lake.settings.max_page_rows)

@@ -33,7 +33,12 @@ class Lake:
         self._lock = threading.Lock()
 
     def files(self, contract: Contract, zone: str = "clean") -> list[Path]:
-        """The zone's live files now: each row in exactly one of them, compacted or not."""
+        """The zone's live files now: each row in exactly one of them, compacted or not. A derived dataset has
+        one zone: its day files under ``lake/derived/<dataset>`` (each replaced whole by one rename)."""
+        if contract.is_derived:
+            from ingest.derived import derived_files
+
+            return derived_files(self.settings.lake, contract.id) if zone == "clean" else []
         return lake.zone_files(self.settings.lake, zone, contract.id)
 
     def has_files(self, contract: Contract, zone: str = "clean") -> bool:
@@ -102,6 +107,8 @@ def _duck_type(arrow_type) -> str:
 
     if pa.types.is_timestamp(arrow_type):
         return "TIMESTAMPTZ" if arrow_type.tz else "TIMESTAMP"
+    if pa.types.is_date(arrow_type):
+        return "DATE"
     return {
         pa.string(): "VARCHAR",
         pa.float64(): "DOUBLE",

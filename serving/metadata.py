@@ -86,7 +86,7 @@ def dataset_metadata(contract: Contract, lake: Lake, detail: bool = False) -> di
         "title": {"ko": contract.title_ko, "en": contract.title_en},
         "description": contract.description,
         "tier": contract.tier,
-        "topic": lake.settings.topic_for(contract.id),
+        "topic": None if contract.is_derived else lake.settings.topic_for(contract.id),
         "licence": contract.licence,
         "cadence": iso_duration(contract.cadence),
         "keywords": list(contract.keywords),
@@ -128,6 +128,13 @@ def dataset_metadata(contract: Contract, lake: Lake, detail: bool = False) -> di
         if contract.is_open
         else [],
     }
+    if contract.is_derived:
+        meta["derived_from"] = contract.derived_from  # provenance: the (safe-zone) dataset it is computed from
+        meta["suppression"] = {
+            "min_persons": lake.settings.min_persons,
+            "counted_in": "distinct persons (pseudonyms within one key version), never rows",
+            "complementary": "across the hourly and daily releases of the same source",
+        }
     if contract.is_open:
         meta["links"] = {
             "records": f"/api/v1/datasets/{contract.id}/records",
@@ -138,6 +145,11 @@ def dataset_metadata(contract: Contract, lake: Lake, detail: bool = False) -> di
         # from the Parquet footers (DuckDB reads no data pages for a bare count)
         with lake.cursor() as cur, lake.time_limit(cur):
             meta["row_count"] = cur.execute(f"SELECT count(*) FROM {lake.source(contract)}").fetchone()[0]
+            if contract.is_derived and detail:  # how many cells are withheld, and why
+                counts = cur.execute(
+                    f"SELECT suppression, count(*) FROM {lake.source(contract)} WHERE suppressed GROUP BY 1"
+                ).fetchall()
+                meta["suppression"]["suppressed_cells"] = {reason: n for reason, n in sorted(counts)}
     return meta
 
 

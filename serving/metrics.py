@@ -17,7 +17,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
 
-from catalog import all_contracts
+from catalog import landed_contracts
 from infra.settings import Settings
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -128,7 +128,7 @@ def ledger_entries(lake: Path, dataset_id: str) -> Iterable[dict]:
 def landing_families(settings: Settings) -> list[Family]:
     rows = Family("cityhub_rows_landed_total", "counter", "Rows landed per dataset and zone (from the ledger).")
     chunks = Family("cityhub_chunks_landed_total", "counter", "Offset chunks completely landed per dataset.")
-    for contract in all_contracts():
+    for contract in landed_contracts():
         clean = quarantined = count = 0
         for entry in ledger_entries(settings.lake, contract.id):
             clean += entry.get("clean_rows", 0)
@@ -155,7 +155,7 @@ def lag_families(settings: Settings) -> list[Family]:
         return [up, lag]
     try:
         existing = kafka_io.existing_topics(settings)
-        for contract in all_contracts():
+        for contract in landed_contracts():
             topic = settings.topic_for(contract.id)
             if topic not in existing:
                 continue

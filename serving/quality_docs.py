@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.staticfiles import StaticFiles
 
-from catalog import all_contracts
+from catalog import landed_contracts
 from catalog.contract import Contract
 from infra.settings import Settings
 from quality.docs import docs_root, site_index
@@ -63,7 +63,7 @@ def _row(settings: Settings, contract: Contract) -> str:
 
 
 def index_page(settings: Settings) -> str:
-    contracts = all_contracts()
+    contracts = landed_contracts()
     built = any(site_index(settings, c.id).exists() for c in contracts)
     note = (
         ""

@@ -7,11 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from catalog import all_contracts
+from catalog import derived_contracts, get_contract, landed_contracts
 from tests.conftest import free_port
 
-OPEN = tuple(c.id for c in all_contracts() if c.is_open)
-SAFE = tuple(c.id for c in all_contracts() if not c.is_open)
+OPEN = tuple(c.id for c in landed_contracts() if c.is_open)
+SAFE = tuple(c.id for c in landed_contracts() if not c.is_open)
+DERIVED = tuple(c.id for c in derived_contracts())
 
 
 def test_demo_once_lands_and_serves_every_dataset(tmp_path):
@@ -28,7 +29,7 @@ def test_demo_once_lands_and_serves_every_dataset(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert "OK: every dataset landed" in out
-    for dag in (c.dag_id for c in all_contracts()):
+    for dag in (c.dag_id for c in landed_contracts()):
         assert (
             f"{dag}: DagRun" in out
             and "success; tasks consume=success, land=success, publish=success, validate=success"
@@ -44,3 +45,10 @@ def test_demo_once_lands_and_serves_every_dataset(tmp_path):
     for dataset in SAFE:
         _, tier, landed, quarantined, api_rows = table[dataset]
         assert tier == "safezone" and int(landed) > 0 and api_rows == "403"
+    for source in ("mobility_trips", "energy_usage"):  # open data born from the safe zone, by its derive DAG
+        assert "success; tasks derive=success" in out.split(f"cityhub_derive_{source}: DagRun", 1)[1].splitlines()[0]
+    derived = {line.split()[0]: line.split() for line in out.splitlines() if line.split()[:1] in [[d] for d in DERIVED]}
+    assert set(derived) == set(DERIVED)
+    for dataset, (_, source, cells, suppressed, api_rows) in derived.items():
+        assert source == get_contract(dataset).derived_from and 0 <= int(suppressed) <= int(cells) > 0
+        assert int(api_rows) == int(cells)

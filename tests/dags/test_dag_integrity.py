@@ -7,9 +7,10 @@ import subprocess
 import sys
 from datetime import timedelta
 
-from catalog import all_contracts
+from catalog import derived_contracts, landed_contracts
 from catalog.sources import SOURCES
 from infra.airflow import DAGS_FOLDER
+from ingest.derived import derived_sources
 from ingest.rollups import rollup_contracts
 
 
@@ -24,17 +25,18 @@ def test_dagbag_has_one_dag_per_dataset_and_no_import_errors():
     assert bag.import_errors == {}
     extra = ["cityhub_open_data_poll", "cityhub_retention", "cityhub_compaction"]
     rollups = [f"cityhub_rollup_{c.id}" for c in rollup_contracts()]
-    assert sorted(bag.dag_ids) == sorted([c.dag_id for c in all_contracts()] + extra + rollups)
+    derive = [f"cityhub_derive_{c.id}" for c in derived_sources()]
+    assert sorted(bag.dag_ids) == sorted([c.dag_id for c in landed_contracts()] + extra + rollups + derive)
     retention = bag.dags["cityhub_retention"]
-    assert {t.task_id for t in retention.tasks} == {f"retain_{c.id}" for c in all_contracts()}
+    assert {t.task_id for t in retention.tasks} == {f"retain_{c.id}" for c in landed_contracts()}
     assert "cityhub" in retention.tags
     compaction = bag.dags["cityhub_compaction"]
-    assert {t.task_id for t in compaction.tasks} == {f"compact_{c.id}" for c in all_contracts()}
+    assert {t.task_id for t in compaction.tasks} == {f"compact_{c.id}" for c in landed_contracts()}
     assert {"cityhub", "compaction"} <= set(compaction.tags) and compaction.catchup is False
     poll = bag.dags["cityhub_open_data_poll"]
     assert {t.task_id for t in poll.tasks} == {f"poll_{s.id}" for s in SOURCES}
     assert "cityhub" in poll.tags
-    for contract in all_contracts():
+    for contract in landed_contracts():
         dag = bag.dags[contract.dag_id]
         assert [t.task_id for t in dag.topological_sort()] == ["consume", "validate", "land", "publish"]
         assert {"cityhub", contract.tier} <= set(dag.tags)
@@ -44,6 +46,14 @@ def test_dagbag_has_one_dag_per_dataset_and_no_import_errors():
         assert [t.task_id for t in dag.tasks] == ["roll_up"]
         assert {"cityhub", "rollup", "open", dataset} <= set(dag.tags) and dag.catchup is False
         assert [a.name for a in dag.timetable.asset_condition.objects] == [f"cityhub.clean.{dataset}"]
+    assert derive == ["cityhub_derive_energy_usage", "cityhub_derive_mobility_trips"]
+    for source in derived_sources():  # each derive DAG runs when its safe-zone source has landed
+        dag = bag.dags[f"cityhub_derive_{source.id}"]
+        derived = [c.id for c in derived_contracts(source.id)]
+        assert [t.task_id for t in dag.tasks] == ["derive"] and dag.catchup is False
+        assert {"cityhub", "derived", "open", source.id, *derived} <= set(dag.tags)
+        assert [a.name for a in dag.timetable.asset_condition.objects] == [f"cityhub.clean.{source.id}"]
+        assert sorted(a.name for a in dag.tasks[0].outlets) == [f"cityhub.derived.{d}" for d in sorted(derived)]
     for dag in bag.dags.values():  # a failed task of any DAG logs one line naming dataset, run and reason
         assert all(t.on_failure_callback for t in dag.tasks), dag.dag_id
 

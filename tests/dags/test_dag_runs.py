@@ -33,7 +33,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from catalog import all_contracts, get_contract
+from catalog import get_contract, landed_contracts
 from infra import airflow
 from infra import kafka as kafka_io
 from infra.airflow import DagRunOutcome
@@ -107,7 +107,7 @@ def _produce_raw(settings: Settings, topic: str, values: list[bytes]) -> None:
 
 
 def _topics(settings: Settings) -> list[str]:
-    return [t for c in all_contracts() for t in (settings.topic_for(c.id), settings.dead_letter_topic_for(c.id))]
+    return [t for c in landed_contracts() for t in (settings.topic_for(c.id), settings.dead_letter_topic_for(c.id))]
 
 
 def _offsets(settings: Settings) -> dict[str, dict[int, tuple[int, int]]]:
@@ -281,7 +281,7 @@ def test_the_retention_dag_drops_old_partitions_and_keeps_the_ledger(hub: Settin
     for outcome in retained.outcomes.values():
         assert outcome.succeeded, outcome
     retention = retained.outcomes["cityhub_retention"]
-    assert set(retention.task_states) == {f"retain_{c.id}" for c in all_contracts()}
+    assert set(retention.task_states) == {f"retain_{c.id}" for c in landed_contracts()}
     quarantine = hub.lake / "quarantine" / DEAD_LETTERED
     today = datetime.now(UTC).date()
     # the old dead letters' partition went (90 days in quarantine); today's malformed one stayed
@@ -316,7 +316,7 @@ def test_plain_airflow_commands_on_the_projects_airflow_home_see_the_dags(hub: S
     out = run("dags", "list", "--output", "json")
     listed = json.loads(out[out.index("[{") :].strip().splitlines()[0])  # Airflow prints warnings first
     ids = {d["dag_id"] for d in listed}
-    assert {c.dag_id for c in all_contracts()} | {"cityhub_open_data_poll", "cityhub_retention"} <= ids
+    assert {c.dag_id for c in landed_contracts()} | {"cityhub_open_data_poll", "cityhub_retention"} <= ids
     assert not {i for i in ids if not i.startswith("cityhub_")}  # no example DAGs
 
 
@@ -326,7 +326,7 @@ def test_the_compaction_dag_merges_closed_days_and_a_rerun_after_it_adds_nothing
     runs = compacted.runs
     for outcome in runs.outcomes.values():
         assert outcome.succeeded, outcome
-    assert set(runs.outcomes[COMPACTION_DAG].task_states) == {f"compact_{c.id}" for c in all_contracts()}
+    assert set(runs.outcomes[COMPACTION_DAG].task_states) == {f"compact_{c.id}" for c in landed_contracts()}
     day = hub.lake / "clean" / "kr_air_quality" / PORTAL_DAY
     [merged] = lake.live_files(day)
     covers = lake.read_manifest(day)["covers"]

@@ -17,11 +17,12 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
-from catalog import get_contract
+from catalog import derived_contracts, get_contract
 from catalog.contract import KEY_VERSION, PSEUDONYM_TYPE
 from infra.kafka import ensure_topics
 from infra.settings import Settings
 from ingest import lake
+from ingest.derived import derived_files, refresh_derived
 from ingest.kanon_reports import read_reports, report_path, update_reports
 from ingest.landing import land_once, land_run, new_run_id, plan_run, publish, stage, validate_staged
 from ingest.produce import send
@@ -118,6 +119,8 @@ def test_no_raw_identifier_anywhere_in_the_home(settings):
         _land_as_a_dag_run(settings, dataset_id)
         identifiers |= _produce(settings, dataset_id, seed=30 + i, count=300)
         ingest_loop(settings, [dataset_id])  # the pipelined service
+        # the open data born from it (none for care_sensors), once today is over
+        refresh_derived(settings, get_contract(dataset_id), now=datetime.now(UTC) + timedelta(days=2))
     # the search covers what the simulators made: every kind of identifier, in the pattern's shape
     short = {i.split(":")[-1] for i in identifiers}  # urn:ngsi-ld:CareSensorObserved:hub-2310005 → hub-2310005
     assert all(RAW.fullmatch(i.encode()) for i in short)
@@ -129,6 +132,8 @@ def test_no_raw_identifier_anywhere_in_the_home(settings):
         assert any((settings.lake / "_kanon" / dataset_id).rglob("report.json")), dataset_id
         assert any((settings.state / "runs" / dataset_id).rglob("staged/*.parquet")), dataset_id
         assert any((settings.state / "gx" / "docs" / dataset_id).rglob("*.html")), dataset_id
+    for derived in derived_contracts():
+        assert derived_files(settings.lake, derived.id), derived.id
     files = [p for p in settings.root.rglob("*") if p.is_file() and "secrets" not in p.relative_to(settings.root).parts]
     assert len(files) > 100
     found = {str(p.relative_to(settings.root)): hits for p in files if (hits := leaks(p))}
