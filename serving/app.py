@@ -36,6 +36,7 @@ from serving.db import Lake
 from serving.metadata import dataset_metadata
 from serving.metrics import install as install_metrics
 from serving.metrics import ledger_entries
+from serving.portal import install as install_portal
 from serving.quality_docs import install as install_quality_docs
 
 API = "/api/v1"
@@ -309,4 +310,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(router)
     install_metrics(app, settings)
     install_quality_docs(app, settings)
+    install_portal(app)
     return app
