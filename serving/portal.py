@@ -28,7 +28,8 @@ router = APIRouter(include_in_schema=False)
 
 def _page(name: str, status: int = 200) -> FileResponse:
     # no-cache: the shell is tiny and must follow a redeploy; the assets it names are revalidated by ETag
-    return FileResponse(ASSETS / name, status_code=status, media_type="text/html", headers={"Cache-Control": "no-cache"})
+    headers = {"Cache-Control": "no-cache"}
+    return FileResponse(ASSETS / name, status_code=status, media_type="text/html", headers=headers)
 
 
 @router.get("/")

@@ -170,7 +170,7 @@
     if (q.k_anonymity && q.k_anonymity.length) {
       body.appendChild(el("h3", { text: t("quality.kanon") }));
       body.appendChild(el("div", { class: "scroll" }, table(
-        ["date", "k", "threshold", "classes", "classes < threshold"],
+        ["kanon.date", "kanon.k", "kanon.threshold", "kanon.classes", "kanon.below"].map(t),
         q.k_anonymity.map(function (r) { return [r.date, r.k, r.threshold, r.classes, r.classes_below_threshold]; }),
         { class: "data" }
       )));

@@ -76,6 +76,11 @@
       "quality.summary": "전체 {rows}행 중 {clean}행 정상, {quarantined}행 격리 ({share})",
       "quality.docs": "GX 데이터 문서",
       "quality.kanon": "k-익명성 (준식별자 조합의 최소 크기)",
+      "kanon.date": "날짜",
+      "kanon.k": "k (최소 동질 집합 크기)",
+      "kanon.threshold": "기준값",
+      "kanon.classes": "동질 집합 수",
+      "kanon.below": "기준 미만 집합",
       "preview.caption": "처음 {n}행",
       "preview.none": "아직 행이 없습니다.",
       "chart.column": "숫자 열",
@@ -184,6 +189,11 @@
       "quality.summary": "{clean} of {rows} rows clean, {quarantined} quarantined ({share})",
       "quality.docs": "GX Data Docs",
       "quality.kanon": "k-anonymity (smallest class over the quasi-identifiers)",
+      "kanon.date": "Date",
+      "kanon.k": "k (smallest class)",
+      "kanon.threshold": "Threshold",
+      "kanon.classes": "Classes",
+      "kanon.below": "Classes below threshold",
       "preview.caption": "First {n} rows",
       "preview.none": "No rows yet.",
       "chart.column": "Numeric column",
@@ -249,7 +259,7 @@
     var text = LABELS[lang][key];
     if (text === undefined) text = LABELS.en[key];
     if (text === undefined) return key;
-    if (vars) {
+    if (vars && typeof vars === "object") {
       text = text.replace(/\{(\w+)\}/g, function (m, name) {
         return name in vars ? String(vars[name]) : m;
       });

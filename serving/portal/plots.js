@@ -187,7 +187,7 @@
     var gy1 = cy + (H / 2) / scale;
     ticks(gx0, gx1, 5).forEach(function (lon) {
       grid.appendChild(svg("line", { x1: x(lon), x2: x(lon), y1: 0, y2: H }));
-      grid.appendChild(svg("text", { x: x(lon) + 3, y: H - 4 }, lon.toFixed(3) + "°E"));
+      grid.appendChild(svg("text", { x: x(lon) + 3, y: 12 }, lon.toFixed(3) + "°E"));
     });
     ticks(gy0, gy1, 4).forEach(function (lat) {
       grid.appendChild(svg("line", { x1: 0, x2: W, y1: y(lat), y2: y(lat) }));
@@ -195,15 +195,18 @@
     });
     root.appendChild(grid);
 
-    // a scale bar: a round number of kilometres, about a fifth of the width
-    var kmPerPx = 111.32 / scale;
-    var km = ticks(0, kmPerPx * W / 5, 1).filter(function (v) { return v > 0; })[0] || kmPerPx * W / 5;
+    // a scale bar (bottom right): the roundest 1, 2 or 5 × 10^n km not longer than a fifth of the width
+    var kmPerPx = 111.32 / scale; // scale is pixels per degree of latitude
+    var target = kmPerPx * W / 5;
+    var mag = Math.pow(10, Math.floor(Math.log10(target)));
+    var km = [5, 2, 1].map(function (m) { return m * mag; }).find(function (v) { return v <= target; }) || mag;
     var barPx = km / kmPerPx;
-    var bar = svg("g", { class: "scalebar", transform: "translate(" + (W - P - barPx) + "," + (P / 2) + ")" });
+    var bar = svg("g", { class: "scalebar", transform: "translate(" + (W - P / 2 - barPx) + "," + (H - P / 2 - 6) + ")" });
     bar.appendChild(svg("rect", { x: 0, y: 0, width: barPx, height: 5 }));
-    bar.appendChild(svg("text", { x: barPx / 2, y: 18, "text-anchor": "middle" }, ch.fmt.number(km) + " km"));
+    bar.appendChild(svg("text", { x: barPx / 2, y: -4, "text-anchor": "middle" },
+      km < 1 ? ch.fmt.number(km * 1000, 0) + " m" : ch.fmt.number(km) + " km"));
     root.appendChild(bar);
-    var north = svg("g", { class: "north", transform: "translate(" + (P / 2 + 4) + "," + (P / 2 + 6) + ")" });
+    var north = svg("g", { class: "north", transform: "translate(" + (W - P / 2 - 4) + "," + (P + 4) + ")" });
     north.appendChild(svg("path", { d: "M0,-10 L6,6 L0,2 L-6,6 Z" }));
     north.appendChild(svg("text", { x: 0, y: 20, "text-anchor": "middle" }, "N"));
     root.appendChild(north);
@@ -223,7 +226,7 @@
     });
     root.appendChild(dots);
     if (values.length && valueColumn) {
-      var legend = svg("g", { class: "legend", transform: "translate(" + P + "," + (H - P + 6) + ")" });
+      var legend = svg("g", { class: "legend", transform: "translate(" + P + "," + (H - P / 2 - 6) + ")" });
       for (var i = 0; i < 10; i++) legend.appendChild(svg("rect", { x: i * 12, y: 0, width: 12, height: 8, fill: ramp(i / 9) }));
       legend.appendChild(svg("text", { x: 0, y: -3 }, valueColumn + (unit ? " (" + unit + ")" : "")));
       legend.appendChild(svg("text", { x: 124, y: 8 }, ch.fmt.number(vmin, 2) + " – " + ch.fmt.number(vmax, 2)));

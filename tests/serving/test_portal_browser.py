@@ -70,7 +70,7 @@ class _Server(uvicorn.Server):
 
 
 @pytest.fixture(scope="module")
-def portal(broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def portal(chromium_available, broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A lake with landed air-quality readings and safe-zone trips, served by uvicorn on a free port."""
     home = tmp_path_factory.mktemp("portal") / "home"
     with pytest.MonkeyPatch.context() as mp:
@@ -253,7 +253,8 @@ def test_dataset_page_shows_schema_preview_chart_map_and_every_download(portal, 
     # freshness and quality
     assert browser.find_element(By.CSS_SELECTOR, "#freshness-body .freshness").get_attribute("data-state") == "fresh"
     quality = httpx.get(f"{portal}/api/v1/datasets/{OPEN}/quality").json()
-    dates = [r.find_element(By.CSS_SELECTOR, "td").text for r in browser.find_elements(By.CSS_SELECTOR, "#quality-table tbody tr")]
+    quality_rows = browser.find_elements(By.CSS_SELECTOR, "#quality-table tbody tr")
+    dates = [r.find_element(By.CSS_SELECTOR, "td").text for r in quality_rows]
     assert dates == [p["date"] for p in quality["partitions"]] and dates
     summary = browser.find_element(By.CSS_SELECTOR, ".quality-summary").text
     assert f"{sum(p['quarantined'] for p in quality['partitions'])} quarantined" in summary
