@@ -8,7 +8,9 @@
   var fmt = ch.fmt;
 
   var PREVIEW_ROWS = 20;
-  var SAMPLE_ROWS = 5000; // rows the chart and the map are drawn from (the first ones, oldest first)
+  // The chart and the map draw at most this many rows, from the start (UTC) of the day before the newest event
+  // date with clean rows in the quality report: the latest one to two days rather than the oldest rows.
+  var SAMPLE_ROWS = 5000;
   var NUMERIC = /^(double|float|halffloat|int\d*|uint\d*|decimal.*)$/;
   /* Every format /download serves; csv thrice (plain, BOM for Excel, CP949). */
   var FORMATS = [
@@ -191,9 +193,21 @@
     return String(value);
   }
 
-  function sampleNote(page, total) {
-    if (!page.truncated || typeof total !== "number") return null;
-    return el("p", { class: "note-small", text: t("sample.truncated", { n: fmt.number(page.count, 0), total: fmt.number(total, 0) }) });
+  function sampleSince() {
+    var parts = state.quality && !(state.quality instanceof ch.ApiError) ? state.quality.partitions || [] : [];
+    var newest = parts.find(function (p) { return p.clean > 0; });
+    var day = newest ? Date.parse(newest.date + "T00:00:00Z") : NaN;
+    return isFinite(day) ? new Date(day - 86400e3).toISOString().slice(0, 10) : null;
+  }
+
+  function sampleRows() {
+    var n = fmt.number(state.sample.count, 0);
+    return state.sampleSince ? t("sample.since", { n: n, since: state.sampleSince }) : t("sample.first", { n: n });
+  }
+
+  function sampleNote(page) {
+    if (!page.truncated) return null;
+    return el("p", { class: "note-small", text: t("sample.truncated", { n: fmt.number(page.count, 0) }) });
   }
 
   function renderPreview(meta) {
@@ -246,10 +260,11 @@
       return;
     }
     drawn.id = "chart-svg";
+    if (state.sampleSince) drawn.setAttribute("data-since", state.sampleSince);
     body.appendChild(drawn);
     var tz = Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
-    body.appendChild(el("p", { class: "caption", text: t("chart.caption", { col: column, n: fmt.number(state.sample.count, 0), tz: tz }) }));
-    var note = sampleNote(state.sample, meta.row_count);
+    body.appendChild(el("p", { class: "caption", text: t("chart.caption", { col: column, rows: sampleRows(), tz: tz }) }));
+    var note = sampleNote(state.sample);
     if (note) body.appendChild(note);
   }
 
@@ -289,9 +304,10 @@
     }
     drawn.svg.id = "map-svg";
     drawn.svg.setAttribute("data-points", drawn.count);
+    if (state.sampleSince) drawn.svg.setAttribute("data-since", state.sampleSince);
     body.appendChild(drawn.svg);
-    body.appendChild(el("p", { class: "caption", text: t("map.caption", { points: drawn.count, n: fmt.number(state.sample.count, 0) }) }));
-    var note = sampleNote(state.sample, meta.row_count);
+    body.appendChild(el("p", { class: "caption", text: t("map.caption", { points: drawn.count, rows: sampleRows() }) }));
+    var note = sampleNote(state.sample);
     if (note) body.appendChild(note);
   }
 
@@ -349,10 +365,12 @@
   function loadRows() {
     state.preview = null;
     state.sample = null;
+    state.sampleSince = sampleSince();
+    var since = state.sampleSince ? "&since=" + state.sampleSince + "T00:00:00Z" : "";
     render();
     Promise.all([
       captured(ch.api(base + "/records?limit=" + PREVIEW_ROWS)),
-      captured(ch.api(base + "/records?limit=" + SAMPLE_ROWS)),
+      captured(ch.api(base + "/records?limit=" + SAMPLE_ROWS + since)),
     ]).then(function (got) {
       state.preview = got[0];
       state.sample = got[1];

@@ -13,6 +13,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from datetime import date, timedelta
 from urllib.parse import urlsplit
 
 import httpx
@@ -170,10 +171,10 @@ def _open_dataset(driver: webdriver.Chrome, base: str, dataset_id: str, rows: bo
     _wait(driver, "#dataset[data-rows-loaded]" if rows else "#dataset[data-loaded]")
 
 
-def _all_rows(base: str, dataset_id: str) -> list[dict]:
+def _all_rows(base: str, dataset_id: str, **filters: str) -> list[dict]:
     rows, cursor = [], None
     while True:
-        params = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
+        params = {"limit": 1000, **filters, **({"cursor": cursor} if cursor else {})}
         page = httpx.get(f"{base}/api/v1/datasets/{dataset_id}/records", params=params).json()
         rows += page["rows"]
         cursor = page["next_cursor"]
@@ -272,11 +273,13 @@ def test_dataset_page_shows_schema_preview_chart_map_and_every_download(portal, 
         if api_row["air_quality_index"] is not None:
             assert cells["air_quality_index"] == str(api_row["air_quality_index"])
 
-    every = _all_rows(portal, OPEN)
-    assert len(every) == meta["row_count"] < SAMPLE_ROWS  # so the chart and the map show every row
-
-    # chart: an SVG with a point per reading of its column
+    # chart and map: from the day before the newest event date with clean rows (UTC) on
     chart = browser.find_element(By.ID, "chart-svg")
+    newest = next(p["date"] for p in quality["partitions"] if p["clean"])
+    since = (date.fromisoformat(newest) - timedelta(days=1)).isoformat()
+    assert chart.get_attribute("data-since") == since
+    every = _all_rows(portal, OPEN, since=f"{since}T00:00:00Z")
+    assert 0 < len(every) < SAMPLE_ROWS  # so the chart and the map show every row of that range
     column = chart.get_attribute("data-column")
     assert column == "pm10"
     points = chart.find_elements(By.CSS_SELECTOR, "circle.point")
@@ -289,6 +292,7 @@ def test_dataset_page_shows_schema_preview_chart_map_and_every_download(portal, 
 
     # map: one point per distinct location in the data, where the data says
     locations = {(r["lon"], r["lat"]) for r in every if r["lon"] is not None and r["lat"] is not None}
+    assert browser.find_element(By.ID, "map-svg").get_attribute("data-since") == since
     dots = browser.find_elements(By.CSS_SELECTOR, "#map-svg circle.point")
     assert len(dots) == len(locations) > 1
     assert {(float(d.get_attribute("data-lon")), float(d.get_attribute("data-lat"))) for d in dots} == locations
@@ -397,3 +401,25 @@ def test_api_errors_are_shown_readably(portal, browser):
     assert not browser.find_element(By.ID, "dataset").is_displayed()
     assert box.find_element(By.CSS_SELECTOR, "button.retry").is_displayed()
     _assert_only_local(browser, portal)
+
+
+def test_a_server_out_of_reach_is_said_so_and_the_rest_of_a_page_still_shows(portal, browser):
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/api/v1/datasets"]})
+    browser.get(portal + "/")
+    box = _wait(browser, "#catalog-status .error")
+    assert "Could not reach the server" in box.text and box.find_element(By.CSS_SELECTOR, ".error-hint").text
+    assert _visible_ids(browser) == []
+    browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+    box.find_element(By.CSS_SELECTOR, "button.retry").click()
+    _wait(browser, "#catalog .dataset-card")
+    assert len(_visible_ids(browser)) == len(all_contracts())
+
+    # the rows failing leaves the metadata, schema and quality in place, and says so where the rows would be
+    browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/records?*"]})
+    _open_dataset(browser, portal, OPEN)
+    assert browser.find_elements(By.CSS_SELECTOR, "#schema-table tbody tr")
+    assert browser.find_elements(By.CSS_SELECTOR, "#quality-table tbody tr")
+    for section in ("preview", "chart", "map"):
+        assert "Could not reach the server" in browser.find_element(By.CSS_SELECTOR, f"#{section} .error").text
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#download-list a.download")) == len(FORMATS)
