@@ -155,6 +155,8 @@ def _assert_only_local(driver: webdriver.Chrome, base: str) -> list[str]:
     network = [u for u in seen if urlsplit(u).scheme in ("http", "https", "ws", "wss", "ftp")]
     foreign = [u for u in network if urlsplit(u).netloc != host]
     assert network and not foreign, f"requests to other hosts: {foreign}"
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE" and e.get("source") != "network"]
+    assert not errors, f"script errors: {errors}"
     return network
 
 
@@ -356,6 +358,7 @@ def test_language_toggle_switches_every_label_and_is_remembered(portal, browser)
     browser.find_element(By.ID, "lang-toggle").click()
     assert browser.find_element(By.TAG_NAME, "h1").text == "Datasets"
     assert untranslated() == []
+    _assert_only_local(browser, portal)
 
 
 def test_default_language_follows_the_browser(portal, chromium_available):
