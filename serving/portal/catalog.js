@@ -111,7 +111,10 @@
     render();
     remember();
   });
-  ch.onLang(render);
+  ch.onLang(function () {
+    if (datasets) render();
+    else if (status.querySelector(".error")) load(); // the error box again, in the new language
+  });
   ch.setupHeader();
   load();
 })();
