@@ -9,7 +9,7 @@ VENV := .venv
 STAMP := $(VENV)/.cityhub-synced
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup chromium demo test lint bench clean
 
 setup: $(STAMP)
 
@@ -26,7 +26,18 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 demo: setup
 	$(VENV)/bin/cityhub demo
 
-test: setup
+# Debian's Chromium and ChromeDriver for the portal's browser tests (tests/serving/test_portal_browser.py), only when
+# missing: an install that fails (no root, no apt, no network) is reported and the browser tests then skip, saying so.
+chromium:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		echo "installing Debian's chromium and chromium-driver for the browser tests"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		{ apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
+			|| { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1; }; } \
+			|| echo "could not install chromium (apt-get as root is needed): the browser tests will skip"; \
+	fi
+
+test: setup chromium
 	$(VENV)/bin/python -m pytest --durations=25 $(PYTEST_ARGS)
 
 lint: setup

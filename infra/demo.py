@@ -108,7 +108,7 @@ def run_demo(settings: Settings, once: bool = False, port: int | None = None) ->
             if time.monotonic() > deadline or not thread.is_alive():
                 raise CityhubError(f"the API did not start on {base}", hint="is the port free? set --port")
             time.sleep(0.1)
-        _say(f"API serving at {base}  (datasets: {base}/api/v1/datasets, docs: {base}/docs)")
+        _say(f"API serving at {base}  (portal: {base}/, datasets: {base}/api/v1/datasets, docs: {base}/docs)")
         if once:
             return _summary(base, contracts, settings)
         _say("Ctrl-C stops the demo")

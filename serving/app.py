@@ -41,6 +41,7 @@ from serving.http import ConditionalGet, GzipExceptDownloads, RateLimit
 from serving.metadata import dataset_metadata, last_modified, matches
 from serving.metrics import install as install_metrics
 from serving.metrics import ledger_entries
+from serving.portal import install as install_portal
 from serving.quality_docs import install as install_quality_docs
 
 API = "/api/v1"
@@ -339,4 +340,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_min)
     install_metrics(app, settings)
     install_quality_docs(app, settings)
+    install_portal(app)
     return app
