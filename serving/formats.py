@@ -1,0 +1,269 @@
+"""Download writers: Arrow record batches from a DuckDB reader in, bytes out, one batch at a time.
+
+Every writer holds one batch (``BATCH_ROWS`` rows) and its encoding at a time, whatever the size of the
+download. Formats:
+
+* ``csv`` — RFC 4180: CRLF line ends, a header row, text fields in double quotes (quotes doubled), empty
+  unquoted field for null. UTF-8; ``bom=true`` puts a UTF-8 byte-order mark first (Excel then reads it as
+  UTF-8); ``encoding=cp949`` writes CP949 (Korean Excel's default) — characters CP949 has no code for
+  (emoji, rare Hanja, most non-Korean scripts) are written as ``?``, and the response says so in
+  ``X-Unencodable-Replacement: ?``; use UTF-8 with ``bom=true`` for a lossless file Excel opens too.
+* ``parquet`` — zstd, one row group per batch, the lake's column types.
+* ``jsonl`` — one JSON object per line (times as ISO 8601 UTC strings, as ``/records`` gives them).
+* ``geojson`` — an RFC 7946 FeatureCollection of Point features (``[lon, lat]``; null geometry where either is
+  null), the other fields as properties.
+* ``arrow`` — the Arrow IPC streaming format (``application/vnd.apache.arrow.stream``).
+* ``ngsi-ld`` — a JSON array of NGSI-LD entities in keyValues form: ``id`` (the contract's entity-id column,
+  else ``urn:ngsi-ld:<Type>:<key values>``), ``type`` (the contract's entity type), one attribute per field
+  (nulls left out, lineage only if asked for in ``fields``) and ``location`` as a GeoJSON Point.
+
+A failure while streaming is raised on, never swallowed: the server then aborts the connection instead of
+ending the body, so a truncated file is never taken for a whole one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import quote as urlquote
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from catalog.contract import Contract
+from serving.db import Lake
+from serving.query import LINEAGE, entity_id_column, location_columns
+
+log = logging.getLogger(__name__)
+
+Format = Literal["csv", "parquet", "jsonl", "geojson", "arrow", "ngsi-ld"]
+BATCH_ROWS = 50_000
+BOM = b"\xef\xbb\xbf"
+NGSI_LD_CONTEXT = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld"
+
+MEDIA = {
+    "csv": "text/csv; charset=utf-8",
+    "parquet": "application/vnd.apache.parquet",
+    "jsonl": "application/x-ndjson",
+    "geojson": "application/geo+json",
+    "arrow": "application/vnd.apache.arrow.stream",
+    "ngsi-ld": "application/json",
+}
+EXTENSION = {"csv": "csv", "parquet": "parquet", "jsonl": "jsonl", "geojson": "geojson", "arrow": "arrows"}
+
+
+@dataclass
+class Spec:
+    """What to write: the format, the output fields and what some formats need besides them."""
+
+    format: Format
+    contract: Contract
+    fields: list[str]
+    bom: bool = False
+    encoding: Literal["utf-8", "cp949"] = "utf-8"
+
+    @property
+    def location(self) -> tuple[str, str] | None:
+        return location_columns(self.contract)
+
+    def needed(self) -> list[str]:
+        """Columns to read beyond the fields: coordinates for GeoJSON and NGSI-LD, the entity id for NGSI-LD."""
+        extra: list[str] = []
+        if self.format in ("geojson", "ngsi-ld") and self.location:
+            extra += list(self.location)
+        if self.format == "ngsi-ld":
+            id_column = entity_id_column(self.contract)
+            extra += [id_column] if id_column else list(self.contract.key_columns or (self.contract.event_time,))
+        return extra
+
+    @property
+    def media_type(self) -> str:
+        if self.format == "csv" and self.encoding == "cp949":
+            return "text/csv; charset=cp949"
+        return MEDIA[self.format]
+
+    @property
+    def filename(self) -> str:
+        return f"{self.contract.id}.{EXTENSION.get(self.format, 'json')}"
+
+
+def text_times(table: pa.Table | pa.RecordBatch) -> pa.Table:
+    """Timestamps as ISO 8601 UTC strings (formatted column-wise by Arrow, as ``/records`` shows them)."""
+    if isinstance(table, pa.RecordBatch):
+        table = pa.Table.from_batches([table])
+    for i, f in enumerate(table.schema):
+        if pa.types.is_timestamp(f.type):
+            text = pc.strftime(table.column(i).cast(pa.timestamp("us", tz="UTC")), format="%Y-%m-%dT%H:%M:%SZ")
+            table = table.set_column(i, f.name, text)
+    return table
+
+
+def json_rows(table: pa.Table | pa.RecordBatch) -> list[dict]:
+    return text_times(table).to_pylist()
+
+
+# ---- writers -------------------------------------------------------------------------------------------------
+
+
+def write_csv(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
+    def encode(table: pa.Table, header: bool) -> bytes:
+        out = io.BytesIO()
+        options = pacsv.WriteOptions(include_header=header, eol="\r\n", quoting_style="needed")
+        pacsv.write_csv(text_times(table), out, options)
+        data = out.getvalue()
+        return data.decode("utf-8").encode("cp949", errors="replace") if spec.encoding == "cp949" else data
+
+    header = True
+    if spec.bom:
+        yield BOM
+    for batch in batches:
+        yield encode(pa.Table.from_batches([batch.select(spec.fields)]), header)
+        header = False
+    if header:  # no rows at all: still a header, so the file has its columns
+        yield encode(schema.empty_table().select(spec.fields), True)
+
+
+def write_parquet(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
+    sink = io.BytesIO()
+    out_schema = pa.schema([schema.field(n) for n in spec.fields])
+    with pq.ParquetWriter(sink, out_schema, compression="zstd") as writer:
+        for batch in batches:
+            writer.write_batch(batch.select(spec.fields))
+            yield _drain(sink)
+    yield _drain(sink)
+
+
+def write_arrow(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
+    sink = io.BytesIO()
+    out_schema = pa.schema([schema.field(n) for n in spec.fields])
+    with ipc.new_stream(sink, out_schema) as writer:
+        yield _drain(sink)
+        for batch in batches:
+            writer.write_batch(batch.select(spec.fields))
+            yield _drain(sink)
+    yield _drain(sink)  # the end-of-stream marker
+
+
+def _drain(sink: io.BytesIO) -> bytes:
+    data = sink.getvalue()
+    sink.seek(0)
+    sink.truncate()
+    return data
+
+
+def write_jsonl(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
+    for batch in batches:
+        rows = json_rows(batch.select(spec.fields))
+        if rows:
+            yield ("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)).encode()
+
+
+def _point(lon: float | None, lat: float | None) -> dict | None:
+    return None if lon is None or lat is None else {"type": "Point", "coordinates": [lon, lat]}
+
+
+def write_geojson(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
+    lon, lat = spec.location  # type: ignore[misc]  # the route refuses geojson without a location
+    properties = [f for f in spec.fields if f not in (lon, lat)]
+    yield b'{"type":"FeatureCollection","features":[\n'
+    first = True
+    for batch in batches:
+        coords = zip(batch.column(lon).to_pylist(), batch.column(lat).to_pylist(), strict=True)
+        rows = json_rows(batch.select(properties))
+        parts = []
+        for (x, y), props in zip(coords, rows, strict=True):
+            feature = {"type": "Feature", "geometry": _point(x, y), "properties": props}
+            parts.append(("" if first else ",\n") + json.dumps(feature, ensure_ascii=False))
+            first = False
+        if parts:
+            yield "".join(parts).encode()
+    yield b"\n]}\n"
+
+
+def write_ngsi_ld(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
+    contract = spec.contract
+    location = spec.location
+    id_column = entity_id_column(contract)
+    id_parts = list(contract.key_columns or (contract.event_time,))
+    attributes = [
+        f for f in spec.fields if f != id_column and (not location or f not in location) and f not in ("id", "type")
+    ]
+    yield b"[\n"
+    first = True
+    for batch in batches:
+        rows = json_rows(batch.select(list(dict.fromkeys([*attributes, *spec.needed()]))))
+        parts = []
+        for row in rows:
+            if id_column:
+                entity_id = row[id_column]
+            else:
+                entity_id = f"urn:ngsi-ld:{contract.entity_type}:" + ":".join(
+                    urlquote(str(row[p]), safe="") for p in id_parts
+                )
+            entity = {"id": entity_id, "type": contract.entity_type}
+            entity.update((name, row[name]) for name in attributes if row[name] is not None)
+            if location:
+                point = _point(row[location[0]], row[location[1]])
+                if point:
+                    entity["location"] = point
+            parts.append(("" if first else ",\n") + json.dumps(entity, ensure_ascii=False))
+            first = False
+        if parts:
+            yield "".join(parts).encode()
+    yield b"\n]\n"
+
+
+WRITERS = {
+    "csv": write_csv,
+    "parquet": write_parquet,
+    "jsonl": write_jsonl,
+    "geojson": write_geojson,
+    "arrow": write_arrow,
+    "ngsi-ld": write_ngsi_ld,
+}
+
+
+def default_fields(spec_format: str, fields: list[str], explicit: bool) -> list[str]:
+    """NGSI-LD entities carry no lineage unless it was asked for."""
+    if spec_format == "ngsi-ld" and not explicit:
+        return [f for f in fields if f not in (*LINEAGE, "_kafka_ts")]
+    return fields
+
+
+# ---- streaming -----------------------------------------------------------------------------------------------
+
+
+def record_batches(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+    """The reader's batches (a seam the abort test breaks)."""
+    yield from reader
+
+
+def stream(lake: Lake, sql: str, params: list, spec: Spec) -> Iterator[bytes]:
+    """Run ``sql`` and write its batches; the whole stream is bounded by ``CITYHUB_DOWNLOAD_TIMEOUT_S``.
+
+    Any failure — the time limit, a file gone, a bug — propagates, so the server aborts the connection."""
+    limit = lake.settings.download_timeout_s
+    with lake.cursor() as cur:
+        timer = threading.Timer(limit, cur.interrupt)
+        timer.start()
+        try:
+            reader = cur.sql(sql, params=params).to_arrow_reader(batch_size=BATCH_ROWS)
+            yield from WRITERS[spec.format](spec, reader.schema, record_batches(reader))
+        except Exception:
+            log.exception(
+                "download of %s as %s failed mid-stream (limit %gs): connection aborted",
+                spec.contract.id,
+                spec.format,
+                limit,
+            )
+            raise
+        finally:
+            timer.cancel()
