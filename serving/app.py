@@ -172,7 +172,8 @@ def download(
         headers["Link"] = (
             f'<{formats.NGSI_LD_CONTEXT}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
         )
-    return StreamingResponse(formats.stream(lake, sql, params, spec), media_type=spec.media_type, headers=headers)
+    stream = formats.stream(lake, sql, params, spec, formats.failure_of(request.scope))
+    return StreamingResponse(stream, media_type=spec.media_type, headers=headers)
 
 
 @router.get("/rollups/{grain}/{by}", summary="Hourly (UTC) or daily (Seoul) rollups by district or 250 m cell")
@@ -280,6 +281,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return quality
 
     app.include_router(router)
+    formats.install_abort_guard(app)  # a download failing mid-stream aborts the connection, whatever middleware
     install_metrics(app, settings)
     install_quality_docs(app, settings)
     return app

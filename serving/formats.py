@@ -8,7 +8,7 @@ download. Formats:
   UTF-8); ``encoding=cp949`` writes CP949 (Korean Excel's default) — characters CP949 has no code for
   (emoji, rare Hanja, most non-Korean scripts) are written as ``?``, and the response says so in
   ``X-Unencodable-Replacement: ?``; use UTF-8 with ``bom=true`` for a lossless file Excel opens too.
-* ``parquet`` — zstd, one row group per batch, the lake's column types.
+* ``parquet`` — zstd, one row group per batch, the lake's column types (as ``arrow``).
 * ``jsonl`` — one JSON object per line (times as ISO 8601 UTC strings, as ``/records`` gives them).
 * ``geojson`` — an RFC 7946 FeatureCollection of Point features (``[lon, lat]``; null geometry where either is
   null), the other fields as properties.
@@ -74,6 +74,11 @@ class Spec:
     def location(self) -> tuple[str, str] | None:
         return location_columns(self.contract)
 
+    def lake_schema(self, schema: pa.Schema) -> pa.Schema:
+        """The fields with the lake's own types (DuckDB hands back ``Etc/UTC`` zones and µs for ms)."""
+        lake_types = self.contract.schema
+        return pa.schema([lake_types.field(n) if n in lake_types.names else schema.field(n) for n in self.fields])
+
     def needed(self) -> list[str]:
         """Columns to read beyond the fields: coordinates for GeoJSON and NGSI-LD, the entity id for NGSI-LD."""
         extra: list[str] = []
@@ -133,21 +138,21 @@ def write_csv(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) 
 
 def write_parquet(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
     sink = io.BytesIO()
-    out_schema = pa.schema([schema.field(n) for n in spec.fields])
+    out_schema = spec.lake_schema(schema)
     with pq.ParquetWriter(sink, out_schema, compression="zstd") as writer:
         for batch in batches:
-            writer.write_batch(batch.select(spec.fields))
+            writer.write_batch(batch.select(spec.fields).cast(out_schema))
             yield _drain(sink)
     yield _drain(sink)
 
 
 def write_arrow(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
     sink = io.BytesIO()
-    out_schema = pa.schema([schema.field(n) for n in spec.fields])
+    out_schema = spec.lake_schema(schema)
     with ipc.new_stream(sink, out_schema) as writer:
         yield _drain(sink)
         for batch in batches:
-            writer.write_batch(batch.select(spec.fields))
+            writer.write_batch(batch.select(spec.fields).cast(out_schema))
             yield _drain(sink)
     yield _drain(sink)  # the end-of-stream marker
 
@@ -246,10 +251,11 @@ def record_batches(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
     yield from reader
 
 
-def stream(lake: Lake, sql: str, params: list, spec: Spec) -> Iterator[bytes]:
+def stream(lake: Lake, sql: str, params: list, spec: Spec, failure: StreamFailure | None = None) -> Iterator[bytes]:
     """Run ``sql`` and write its batches; the whole stream is bounded by ``CITYHUB_DOWNLOAD_TIMEOUT_S``.
 
-    Any failure — the time limit, a file gone, a bug — propagates, so the server aborts the connection."""
+    Any failure — the time limit, a file gone, a bug — is noted in ``failure`` (for :class:`AbortGuard`) and
+    propagates, so the server aborts the connection."""
     limit = lake.settings.download_timeout_s
     with lake.cursor() as cur:
         timer = threading.Timer(limit, cur.interrupt)
@@ -257,7 +263,9 @@ def stream(lake: Lake, sql: str, params: list, spec: Spec) -> Iterator[bytes]:
         try:
             reader = cur.sql(sql, params=params).to_arrow_reader(batch_size=BATCH_ROWS)
             yield from WRITERS[spec.format](spec, reader.schema, record_batches(reader))
-        except Exception:
+        except Exception as exc:
+            if failure is not None:
+                failure.error = exc
             log.exception(
                 "download of %s as %s failed mid-stream (limit %gs): connection aborted",
                 spec.contract.id,
@@ -267,3 +275,62 @@ def stream(lake: Lake, sql: str, params: list, spec: Spec) -> Iterator[bytes]:
             raise
         finally:
             timer.cancel()
+
+
+# ---- aborting a failed stream ---------------------------------------------------------------------------------
+
+SCOPE_KEY = "cityhub.stream_failure"
+
+
+class StreamFailure:
+    """Set by a download's generator when it fails, read by :class:`AbortGuard` (shared through the scope)."""
+
+    def __init__(self) -> None:
+        self.error: BaseException | None = None
+
+
+class StreamAborted(Exception):
+    """Raised instead of ending the body of a response whose stream failed."""
+
+
+def failure_of(scope: dict) -> StreamFailure | None:
+    return scope.get(SCOPE_KEY)
+
+
+class AbortGuard:
+    """ASGI wrapper outside every middleware: a response whose stream failed never ends cleanly.
+
+    Starlette's ``BaseHTTPMiddleware`` (``@app.middleware("http")``) catches an exception raised while the
+    body streams, sends the closing empty chunk and only then re-raises — the client would see a complete,
+    truncated file. The download's generator notes its failure in the request scope; this guard then swallows
+    the closing body message and raises instead, so the server (uvicorn) closes the connection without the
+    chunked body's terminator and the client sees an incomplete transfer."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        failure = StreamFailure()
+        scope[SCOPE_KEY] = failure
+
+        async def guarded_send(message: dict) -> None:
+            if failure.error is not None and message["type"] == "http.response.body":
+                raise StreamAborted("the response's stream failed: connection aborted") from failure.error
+            await send(message)
+
+        await self.app(scope, receive, guarded_send)
+        if failure.error is not None:
+            raise StreamAborted("the response's stream failed: connection aborted") from failure.error
+
+
+def install_abort_guard(app) -> None:
+    """Wrap the app's whole middleware stack (whatever middleware is added, before or after) in the guard."""
+    build = app.build_middleware_stack
+
+    def build_guarded():
+        return AbortGuard(build())
+
+    app.build_middleware_stack = build_guarded

@@ -168,9 +168,11 @@ class RowQuery:
             query.eq.setdefault(name, []).append(convert(value, types[name], f"eq {name}"))
         if bbox is not None:
             query.bbox = query._parse_bbox(bbox)
-        names = [n.strip() for n in fields.split(",")] if fields else list(types)
-        if fields is not None and not any(names):
-            raise BadRequest("fields is empty", hint="name columns, e.g. fields=observed_at,pm10, or leave it out")
+        names = [n.strip() for n in fields.split(",")] if fields is not None else list(types)
+        if not all(names):
+            raise BadRequest(
+                "fields names an empty column", hint="name columns, e.g. fields=observed_at,pm10, or leave it out"
+            )
         for name in names:
             query._check_column(name, "fields")
         query.fields = list(dict.fromkeys(names))
