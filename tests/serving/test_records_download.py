@@ -392,9 +392,11 @@ def test_a_failure_mid_stream_aborts_the_connection(server, rows, monkeypatch):
         monkeypatch.setattr(formats, "record_batches", broken)
         for fmt in ("jsonl", "csv", "parquet"):
             received = b""
-            with pytest.raises(httpx.RemoteProtocolError):
-                with http.stream("GET", f"{URL}/download", params={"format": fmt}) as response:
-                    assert response.status_code == 200 and response.headers["x-total-rows"] == str(len(rows))
-                    for chunk in response.iter_bytes():
-                        received += chunk
+            with (
+                pytest.raises(httpx.RemoteProtocolError),
+                http.stream("GET", f"{URL}/download", params={"format": fmt}) as response,
+            ):
+                assert response.status_code == 200 and response.headers["x-total-rows"] == str(len(rows))
+                for chunk in response.iter_bytes():
+                    received += chunk
             assert received, fmt  # the first batch arrived, then the connection was cut, not closed cleanly
