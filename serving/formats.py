@@ -27,6 +27,7 @@ import io
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -39,6 +40,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from catalog.contract import Contract
+from infra.errors import QueryTimeout
 from serving.db import Lake
 from serving.query import LINEAGE, entity_id_column, location_columns
 
@@ -251,6 +253,18 @@ def record_batches(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
     yield from reader
 
 
+def _until(deadline: float, limit: float, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """The batches until the deadline: DuckDB's ``interrupt()`` stops a query still computing, this stops one
+    whose result is ready but read slowly (a slow client holds the stream)."""
+    for batch in batches:
+        if time.monotonic() > deadline:
+            raise QueryTimeout(
+                f"download took longer than {limit:g}s and was stopped",
+                hint="narrow it with since/until, eq or bbox (CITYHUB_DOWNLOAD_TIMEOUT_S)",
+            )
+        yield batch
+
+
 def stream(lake: Lake, sql: str, params: list, spec: Spec, failure: StreamFailure | None = None) -> Iterator[bytes]:
     """Run ``sql`` and write its batches; the whole stream is bounded by ``CITYHUB_DOWNLOAD_TIMEOUT_S``.
 
@@ -262,7 +276,8 @@ def stream(lake: Lake, sql: str, params: list, spec: Spec, failure: StreamFailur
         timer.start()
         try:
             reader = cur.sql(sql, params=params).to_arrow_reader(batch_size=BATCH_ROWS)
-            yield from WRITERS[spec.format](spec, reader.schema, record_batches(reader))
+            batches = _until(time.monotonic() + limit, limit, record_batches(reader))
+            yield from WRITERS[spec.format](spec, reader.schema, batches)
         except Exception as exc:
             if failure is not None:
                 failure.error = exc

@@ -11,6 +11,8 @@ import io
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -360,21 +362,28 @@ def test_x_total_rows_counts_what_each_format_holds(client, rows, tmp_path):
         assert response.headers["content-disposition"].startswith("attachment; filename=")
 
 
-@pytest.fixture
-def server(settings, rows):
-    """The app on a real uvicorn server in this process (so a test can break the writer)."""
+@contextmanager
+def serve(app) -> Iterator[str]:
+    """``app`` on a real uvicorn server in this process (so that a test can break or slow the writer)."""
     port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="critical")
-    running = uvicorn.Server(config)
+    running = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
     thread = threading.Thread(target=running.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not running.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    running.should_exit = True
-    thread.join(timeout=10)
+    try:
+        deadline = time.monotonic() + 20
+        while not running.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        running.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def server(settings, rows):
+    with serve(create_app(settings)) as base:
+        yield base
 
 
 def test_a_failure_mid_stream_aborts_the_connection(server, rows, monkeypatch):
@@ -400,3 +409,27 @@ def test_a_failure_mid_stream_aborts_the_connection(server, rows, monkeypatch):
                 for chunk in response.iter_bytes():
                     received += chunk
             assert received, fmt  # the first batch arrived, then the connection was cut, not closed cleanly
+
+
+def test_a_download_past_its_time_limit_is_cut_off(settings, rows, monkeypatch):
+    monkeypatch.setenv("CITYHUB_DOWNLOAD_TIMEOUT_S", "0.5")
+    monkeypatch.setattr(formats, "BATCH_ROWS", 10)
+    slow_reader = formats.record_batches
+
+    def slow(reader):
+        for batch in slow_reader(reader):
+            time.sleep(0.2)  # a slow client, or a slow disk
+            yield batch
+
+    monkeypatch.setattr(formats, "record_batches", slow)
+    received = b""
+    with (
+        serve(create_app(Settings())) as base,
+        httpx.Client(base_url=base, timeout=30) as http,
+        pytest.raises(httpx.RemoteProtocolError),
+        http.stream("GET", f"{URL}/download", params={"format": "csv"}) as response,
+    ):
+        assert response.status_code == 200
+        for chunk in response.iter_bytes():
+            received += chunk
+    assert 0 < received.count(b"\r\n") < len(rows)  # some rows came, then the stream was stopped
