@@ -85,15 +85,18 @@ def convert(value: str, arrow_type: pa.DataType, what: str) -> Any:
                 raise ValueError("not finite")
             return number
         if pa.types.is_integer(arrow_type):
-            return int(value)
+            number = int(value)
+            if not -(2**63) <= number < 2**63:
+                raise ValueError("out of range")
+            return number
         if pa.types.is_boolean(arrow_type):
             lowered = value.lower()
             if lowered not in ("true", "false"):
                 raise ValueError("not a boolean")
             return lowered == "true"
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise BadRequest(
-            f"{what}: {value!r} is not a {_kind_word(arrow_type)}",
+            f"{what}: {value!r} is not a {_kind_word(arrow_type)} (or out of range)",
             hint=_kind_hint(arrow_type),
         ) from exc
     return value
@@ -153,6 +156,10 @@ class RowQuery:
                 raise BadRequest(
                     f"{name} has no time zone", hint=f"add Z or an offset, e.g. {name}=2026-11-21T09:00:00Z"
                 )
+        try:
+            since, until = (v.astimezone(UTC) if v is not None else None for v in (since, until))
+        except OverflowError as exc:
+            raise BadRequest("since or until is out of range", hint="give a time between years 1 and 9999") from exc
         if since and until and since >= until:
             raise BadRequest("since must be before until", hint="swap them, or widen the range")
         query.since, query.until = since, until
