@@ -15,7 +15,8 @@ download. Formats:
 * ``arrow`` — the Arrow IPC streaming format (``application/vnd.apache.arrow.stream``).
 * ``ngsi-ld`` — a JSON array of NGSI-LD entities in keyValues form: ``id`` (the contract's entity-id column,
   else ``urn:ngsi-ld:<Type>:<key values>``), ``type`` (the contract's entity type), one attribute per field
-  (nulls left out, lineage only if asked for in ``fields``) and ``location`` as a GeoJSON Point.
+  (nulls left out, lineage only if asked for in ``fields``; a dataset fed as NGSI entities gets the attribute
+  names its feeds used, see :func:`ngsi_attribute_names`) and ``location`` as a GeoJSON Point.
 
 A failure while streaming is raised on, never swallowed: the server then aborts the connection instead of
 ending the body, so a truncated file is never taken for a whole one.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -195,6 +197,28 @@ def write_geojson(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatc
     yield b"\n]}\n"
 
 
+_ATTRIBUTE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def ngsi_attribute_names(contract: Contract) -> dict[str, str]:
+    """Column → NGSI-LD attribute name. A dataset fed as NGSI entities (it has an entity-id column) gets its
+    columns back under the attribute they were decoded from (``observed_at`` → ``dateObserved``,
+    ``relative_humidity`` → ``relativeHumidity``), where that was a plain top-level attribute; anything else
+    (a sub-property such as ``status.observedAt``, a portal's field name, a clash) keeps the column name."""
+    if entity_id_column(contract) is None:
+        return {}
+    names: dict[str, str] = {}
+    taken = {"id", "type", "location", *(c.name for c in contract.stored_columns)}
+    for column in contract.stored_columns:
+        source = column.source_paths[0]
+        if column.kind in ("entity_id", "lon", "lat") or source == column.name:
+            continue
+        if _ATTRIBUTE.match(source) and source not in taken:
+            names[column.name] = source
+            taken.add(source)
+    return names
+
+
 def write_ngsi_ld(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
     contract = spec.contract
     location = spec.location
@@ -203,6 +227,7 @@ def write_ngsi_ld(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatc
     attributes = [
         f for f in spec.fields if f != id_column and (not location or f not in location) and f not in ("id", "type")
     ]
+    names = ngsi_attribute_names(contract)
     yield b"[\n"
     first = True
     for batch in batches:
@@ -216,7 +241,7 @@ def write_ngsi_ld(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatc
                     urlquote(str(row[p]), safe="") for p in id_parts
                 )
             entity = {"id": entity_id, "type": contract.entity_type}
-            entity.update((name, row[name]) for name in attributes if row[name] is not None)
+            entity.update((names.get(name, name), row[name]) for name in attributes if row[name] is not None)
             if location:
                 point = _point(row[location[0]], row[location[1]])
                 if point:

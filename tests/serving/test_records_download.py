@@ -342,7 +342,9 @@ def test_ngsi_ld_key_values_entities(client, rows):
         assert entity["location"]["type"] == "Point" and len(entity["location"]["coordinates"]) == 2
         assert not {"station_id", "lon", "lat", "_topic", "_offset"} & set(entity)
         assert None not in entity.values()
-        assert entity["observed_at"] == iso(row["observed_at"])
+        assert entity["dateObserved"] == iso(row["observed_at"])  # the FIWARE attribute the feed sent
+        assert entity.get("name") == row["station_name"] and "station_name" not in entity
+        assert entity.get("pm10") == row["pm10"] and entity.get("airQualityLevel") == row["air_quality_level"]
     with_lineage = json.loads(download(client, format="ngsi-ld", fields="pm10,_offset").content)
     assert set(with_lineage[0]) <= {"id", "type", "location", "pm10", "_offset"} and "_offset" in with_lineage[0]
 
