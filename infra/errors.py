@@ -80,6 +80,11 @@ class NotFound(CityhubError):
     code = "not_found"
 
 
+class Gone(CityhubError):
+    status = 410
+    code = "gone"
+
+
 class QueryTimeout(CityhubError):
     status = 504
     code = "query_timeout"

@@ -101,6 +101,19 @@ class Settings(BaseSettings):
         description="How long files replaced by compaction stay in place (still readable by a query that listed "
         "them before) before they are deleted; must be longer than query_timeout_s.",
     )
+    cursor_ttl_s: float = Field(
+        1800.0,
+        gt=0,
+        description="How long a /records cursor (the snapshot of live lake files its first page pinned) stays "
+        "usable; later it answers 410. Capped at compaction_grace_s - query_timeout_s, so that no file a "
+        "snapshot lists can have been deleted by compaction while a page reads it.",
+    )
+    download_timeout_s: float = Field(
+        900.0,
+        gt=0,
+        description="Time limit of one /download stream as a whole (the count before it has query_timeout_s); "
+        "past it the query is interrupted and the connection aborted. Keep it below compaction_grace_s.",
+    )
     airflow_home: Path | None = Field(None, description="AIRFLOW_HOME for cityhub's Airflow. Default: HOME/airflow.")
     data_docs_keep: int = Field(
         50,
@@ -124,6 +137,11 @@ class Settings(BaseSettings):
     @property
     def airflow_dir(self) -> Path:
         return (self.airflow_home or self.root / "airflow").resolve()
+
+    @property
+    def cursor_lifetime_s(self) -> float:
+        """How long a snapshot may be read: the TTL, but never past the time compaction may delete its files."""
+        return max(0.0, min(self.cursor_ttl_s, self.compaction_grace_s - self.query_timeout_s))
 
     @property
     def bootstrap(self) -> str:

@@ -7,11 +7,6 @@ router whose dependency refuses safe-zone datasets with 403 — enforced in one 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import io
-import json
-from collections.abc import Iterator
 from contextlib import asynccontextmanager
 from datetime import date, datetime
 from typing import Annotated, Literal
@@ -19,9 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -33,6 +26,7 @@ from infra.settings import Settings, get_settings
 from ingest.kanon_reports import read_reports
 from quality.report import partition_reports
 from quality.suite import expectation_specs, required_columns
+from serving import formats, query, snapshots
 from serving.aggregate import router as aggregate_router
 from serving.changes import router as changes_router
 from serving.db import Lake
@@ -53,24 +47,6 @@ def error_response(error: CityhubError) -> JSONResponse:
 
 def _lake(request: Request) -> Lake:
     return lake_of(request)
-
-
-def _encode_cursor(row: dict, contract: Contract) -> str:
-    key = [row[c] for c in contract.order_columns]
-    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str, contract: Contract) -> list:
-    try:
-        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not (isinstance(key, list) and len(key) == len(contract.order_columns)):
-            raise ValueError
-        return key
-    except (ValueError, binascii.Error, json.JSONDecodeError) as exc:
-        raise BadRequest(
-            "cursor is not one this API issued",
-            hint="pass next_cursor from the previous page unchanged, or leave it out to start from the first page",
-        ) from exc
 
 
 def _time_filter(contract: Contract, since: datetime | None, until: datetime | None) -> tuple[list[str], list]:
@@ -101,115 +77,114 @@ def _json_ready(table: pa.Table) -> list[dict]:
     return table.to_pylist()
 
 
-def _order_by(contract: Contract) -> str:
-    return ", ".join(f'"{c}"' for c in contract.order_columns)
-
-
-def _after(contract: Contract, key: list) -> tuple[str, list]:
-    """The keyset predicate "row after ``key``" in the dataset's order (event time first, typed; then the Kafka
-    position or the key columns): (a > ?) OR (a = ? AND ((b > ?) OR (b = ? AND …)))."""
-    kinds = {c.name: c.kind for c in contract.columns}
-    cast = {"timestamp": "::TIMESTAMPTZ", "date": "::DATE"}
-    predicate, params = "", []
-    for name, value in reversed(list(zip(contract.order_columns, key, strict=True))):
-        col, typed = f'"{name}"', f"?{cast.get(kinds.get(name, ''), '')}"
-        predicate = f"({col} > {typed} OR ({col} = {typed} AND {predicate}))" if predicate else f"{col} > {typed}"
-        params = [value, value, *params] if len(params) else [value]
-    return f"({predicate})", params
-
-
 router = APIRouter(prefix=f"{API}/datasets/{{dataset_id}}", dependencies=[Depends(open_dataset)], tags=["open data"])
 
 
-@router.get("/records", summary="Records of an open dataset, oldest first, a page at a time")
+@router.get(
+    "/records",
+    summary="Records of an open dataset a page at a time: filters, fields, sort, cursors pinned to a snapshot",
+)
 def records(
     request: Request,
+    response: Response,
     contract: Annotated[Contract, Depends(open_dataset)],
-    since: Annotated[datetime | None, Query(description="event time from (inclusive), ISO 8601 with zone")] = None,
-    until: Annotated[datetime | None, Query(description="event time to (exclusive), ISO 8601 with zone")] = None,
+    since: query.Since = None,
+    until: query.Until = None,
+    eq: query.Eq = None,
+    bbox: query.Bbox = None,
+    fields: query.Fields = None,
+    sort: query.Sort = None,
     limit: Annotated[int, Query(ge=1, le=10_000, description="rows per page (≤ 10000)")] = 100,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(description="next_cursor of the previous page (410 once its snapshot has expired)")
+    ] = None,
 ) -> dict:
     lake = _lake(request)
-    limit = min(limit, lake.settings.max_page_rows)
-    where, params = _time_filter(contract, since, until)
+    settings = lake.settings
+    limit = min(limit, settings.max_page_rows)
+    rows_query = query.RowQuery.parse(contract, since=since, until=until, eq=eq, bbox=bbox, fields=fields, sort=sort)
+    fingerprint = rows_query.fingerprint()
+    key, snapshot_id = None, None
     if cursor:
-        predicate, values = _after(contract, _decode_cursor(cursor, contract))
-        where.append(predicate)
-        params += values
-    sql = (
-        f"SELECT * FROM {lake.source(contract)} {'WHERE ' + ' AND '.join(where) if where else ''} "
-        f"ORDER BY {_order_by(contract)} LIMIT {limit + 1}"
+        snapshot_id, raw_key = snapshots.decode_cursor(cursor, fingerprint)
+        try:
+            key = rows_query.check_key(raw_key)
+        except (ValueError, BadRequest) as exc:
+            raise BadRequest("cursor is not one this API issued", hint=snapshots.RESTART) from exc
+        files = snapshots.files(settings, contract, snapshot_id)
+    else:
+        files = lake.files(contract)
+    order = [name for name, _ in rows_query.order_columns]
+    sql, params = rows_query.sql(
+        lake.relation(contract, files), rows_query.select_columns(order), key=key, limit=limit + 1
     )
     with lake.cursor() as cur, lake.time_limit(cur):
         table = cur.sql(sql, params=params).to_arrow_table()
     truncated = table.num_rows > limit
-    rows = _json_ready(table.slice(0, limit))
+    page = table.slice(0, limit)
+    next_cursor = None
+    if truncated:
+        snapshot_id = snapshot_id or snapshots.create(settings, contract, files)
+        last = page.slice(limit - 1, 1).select(list(dict.fromkeys(order))).to_pylist()[0]
+        next_cursor = snapshots.encode_cursor(snapshot_id, fingerprint, rows_query.key_of(last))
+        response.headers["Link"] = f'<{request.url.include_query_params(cursor=next_cursor)}>; rel="next"'
+    rows = formats.json_rows(page.select(rows_query.fields))
     return {
         "dataset": contract.id,
         "count": len(rows),
         "rows": rows,
         "truncated": truncated,
-        "next_cursor": _encode_cursor(rows[-1], contract) if truncated else None,
+        "next_cursor": next_cursor,
+        "snapshot": snapshot_id,
     }
 
 
-MEDIA = {
-    "csv": "text/csv; charset=utf-8",
-    "jsonl": "application/x-ndjson",
-    "parquet": "application/vnd.apache.parquet",
-}
-
-
-def _stream(lake: Lake, sql: str, params: list, fmt: str) -> Iterator[bytes]:
-    with lake.cursor() as cur:
-        reader = cur.sql(sql, params=params).to_arrow_reader(batch_size=50_000)
-        if fmt == "parquet":
-            sink = io.BytesIO()
-            with pq.ParquetWriter(sink, reader.schema, compression="zstd") as writer:
-                for batch in reader:
-                    writer.write_batch(batch)
-                    yield sink.getvalue()
-                    sink.seek(0)
-                    sink.truncate()
-            yield sink.getvalue()
-            return
-        first = True
-        for batch in reader:
-            if fmt == "csv":
-                out = io.BytesIO()
-                pacsv.write_csv(pa.Table.from_batches([batch]), out, pacsv.WriteOptions(include_header=first))
-                yield out.getvalue()
-            else:
-                rows = _json_ready(pa.Table.from_batches([batch]))
-                yield ("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n").encode()
-            first = False
-        if first and fmt == "csv":  # no rows at all: still a header, so the file has its columns
-            out = io.BytesIO()
-            pacsv.write_csv(reader.schema.empty_table(), out)
-            yield out.getvalue()
-
-
-@router.get("/download", summary="The whole dataset (or a time range), streamed as CSV, Parquet or JSON Lines")
+@router.get(
+    "/download",
+    summary="The dataset (filtered as /records), streamed: CSV, Parquet, JSON Lines, GeoJSON, Arrow IPC, NGSI-LD",
+    response_description="the file, streamed; X-Total-Rows gives its row count up front",
+)
 def download(
     request: Request,
     contract: Annotated[Contract, Depends(open_dataset)],
-    format: Annotated[Literal["csv", "parquet", "jsonl"], Query(description="file format")] = "csv",
-    since: Annotated[datetime | None, Query(description="event time from (inclusive)")] = None,
-    until: Annotated[datetime | None, Query(description="event time to (exclusive)")] = None,
+    format: Annotated[formats.Format, Query(description="file format")] = "csv",
+    bom: Annotated[bool, Query(description="CSV only: a UTF-8 byte-order mark first, for Excel")] = False,
+    encoding: Annotated[
+        Literal["utf-8", "cp949"],
+        Query(description="CSV only: `cp949` for Korean Excel; characters CP949 lacks are written as `?`"),
+    ] = "utf-8",
+    since: query.Since = None,
+    until: query.Until = None,
+    eq: query.Eq = None,
+    bbox: query.Bbox = None,
+    fields: query.Fields = None,
+    sort: query.Sort = None,
 ) -> StreamingResponse:
     lake = _lake(request)
-    where, params = _time_filter(contract, since, until)
-    sql = (
-        f"SELECT * FROM {lake.source(contract)} {'WHERE ' + ' AND '.join(where) if where else ''} "
-        f"ORDER BY {_order_by(contract)}"
+    rows_query = query.RowQuery.parse(contract, since=since, until=until, eq=eq, bbox=bbox, fields=fields, sort=sort)
+    if format != "csv" and (bom or encoding != "utf-8"):
+        raise BadRequest(f"bom and encoding apply to CSV, not {format}", hint="leave them out, or use format=csv")
+    if bom and encoding == "cp949":
+        raise BadRequest("a byte-order mark is for UTF-8, not CP949", hint="use bom=true or encoding=cp949, not both")
+    if format == "geojson" and query.location_columns(contract) is None:
+        raise BadRequest(f"dataset {contract.id!r} has no location for GeoJSON", hint="use csv, jsonl or parquet")
+    spec = formats.Spec(
+        format, contract, formats.default_fields(format, rows_query.fields, fields is not None), bom, encoding
     )
-    filename = f"{contract.id}.{format}"
-    return StreamingResponse(
-        _stream(lake, sql, params, format),
-        media_type=MEDIA[format],
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+    relation = lake.relation(contract, lake.files(contract))  # one file list for the count and the rows
+    count_sql, count_params = rows_query.count_sql(relation)
+    with lake.cursor() as cur, lake.time_limit(cur):
+        total = cur.execute(count_sql, count_params).fetchone()[0]
+    sql, params = rows_query.sql(relation, rows_query.select_columns(spec.needed()))
+    headers = {"Content-Disposition": f'attachment; filename="{spec.filename}"', "X-Total-Rows": str(total)}
+    if encoding == "cp949":
+        headers["X-Unencodable-Replacement"] = "?"
+    if format == "ngsi-ld":
+        headers["Link"] = (
+            f'<{formats.NGSI_LD_CONTEXT}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
+        )
+    stream = formats.stream(lake, sql, params, spec, formats.failure_of(request.scope))
+    return StreamingResponse(stream, media_type=spec.media_type, headers=headers)
 
 
 @router.get("/rollups/{grain}/{by}", summary="Hourly (UTC) or daily (Seoul) rollups by district or 250 m cell")
@@ -338,6 +313,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ConditionalGet, last_modified=lambda path: last_modified(settings, path))
     app.add_middleware(GzipExceptDownloads)
     app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_min)
+    formats.install_abort_guard(app)  # a download failing mid-stream aborts the connection, whatever middleware
     install_metrics(app, settings)
     install_quality_docs(app, settings)
     install_portal(app)

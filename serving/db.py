@@ -46,7 +46,10 @@ class Lake:
 
     def source(self, contract: Contract, zone: str = "clean") -> str:
         """SQL relation for a dataset's zone; an empty typed relation when nothing has landed yet."""
-        files = self.files(contract, zone)
+        return self.relation(contract, self.files(contract, zone))
+
+    def relation(self, contract: Contract, files: list[Path]) -> str:
+        """SQL relation over exactly ``files`` (a snapshot's), typed by the contract when there are none."""
         if not files:
             cols = ", ".join(f'NULL::{_duck_type(f.type)} AS "{f.name}"' for f in contract.schema)
             return f"(SELECT {cols} LIMIT 0)"

@@ -1,0 +1,379 @@
+"""Download writers: Arrow record batches from a DuckDB reader in, bytes out, one batch at a time.
+
+Every writer holds one batch (``BATCH_ROWS`` rows) and its encoding at a time, whatever the size of the
+download. Formats:
+
+* ``csv`` — RFC 4180: CRLF line ends, a header row, text fields in double quotes (quotes doubled), empty
+  unquoted field for null. UTF-8; ``bom=true`` puts a UTF-8 byte-order mark first (Excel then reads it as
+  UTF-8); ``encoding=cp949`` writes CP949 (Korean Excel's default) — characters CP949 has no code for
+  (emoji, rare Hanja, most non-Korean scripts) are written as ``?``, and the response says so in
+  ``X-Unencodable-Replacement: ?``; use UTF-8 with ``bom=true`` for a lossless file Excel opens too.
+* ``parquet`` — zstd, one row group per batch, the lake's column types (as ``arrow``).
+* ``jsonl`` — one JSON object per line (times as ISO 8601 UTC strings, as ``/records`` gives them).
+* ``geojson`` — an RFC 7946 FeatureCollection of Point features (``[lon, lat]``; null geometry where either is
+  null), the other fields as properties.
+* ``arrow`` — the Arrow IPC streaming format (``application/vnd.apache.arrow.stream``).
+* ``ngsi-ld`` — a JSON array of NGSI-LD entities in keyValues form: ``id`` (the contract's entity-id column,
+  else ``urn:ngsi-ld:<Type>:<key values>``), ``type`` (the contract's entity type), one attribute per field
+  (nulls left out, lineage only if asked for in ``fields``; a dataset fed as NGSI entities gets the attribute
+  names its feeds used, see :func:`ngsi_attribute_names`) and ``location`` as a GeoJSON Point.
+
+A failure while streaming is raised on, never swallowed: the server then aborts the connection instead of
+ending the body, so a truncated file is never taken for a whole one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import quote as urlquote
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from catalog.contract import Contract
+from infra.errors import QueryTimeout
+from serving.db import Lake
+from serving.query import LINEAGE, entity_id_column, location_columns
+
+log = logging.getLogger(__name__)
+
+Format = Literal["csv", "parquet", "jsonl", "geojson", "arrow", "ngsi-ld"]
+BATCH_ROWS = 50_000
+BOM = b"\xef\xbb\xbf"
+NGSI_LD_CONTEXT = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld"
+
+MEDIA = {
+    "csv": "text/csv; charset=utf-8",
+    "parquet": "application/vnd.apache.parquet",
+    "jsonl": "application/x-ndjson",
+    "geojson": "application/geo+json",
+    "arrow": "application/vnd.apache.arrow.stream",
+    "ngsi-ld": "application/json",
+}
+EXTENSION = {"csv": "csv", "parquet": "parquet", "jsonl": "jsonl", "geojson": "geojson", "arrow": "arrows"}
+
+
+@dataclass
+class Spec:
+    """What to write: the format, the output fields and what some formats need besides them."""
+
+    format: Format
+    contract: Contract
+    fields: list[str]
+    bom: bool = False
+    encoding: Literal["utf-8", "cp949"] = "utf-8"
+
+    @property
+    def location(self) -> tuple[str, str] | None:
+        return location_columns(self.contract)
+
+    def lake_schema(self, schema: pa.Schema) -> pa.Schema:
+        """The fields with the lake's own types (DuckDB hands back ``Etc/UTC`` zones and µs for ms)."""
+        lake_types = self.contract.schema
+        return pa.schema([lake_types.field(n) if n in lake_types.names else schema.field(n) for n in self.fields])
+
+    def needed(self) -> list[str]:
+        """Columns to read beyond the fields: coordinates for GeoJSON and NGSI-LD, the entity id for NGSI-LD."""
+        extra: list[str] = []
+        if self.format in ("geojson", "ngsi-ld") and self.location:
+            extra += list(self.location)
+        if self.format == "ngsi-ld":
+            id_column = entity_id_column(self.contract)
+            extra += [id_column] if id_column else list(self.contract.key_columns or (self.contract.event_time,))
+        return extra
+
+    @property
+    def media_type(self) -> str:
+        if self.format == "csv" and self.encoding == "cp949":
+            return "text/csv; charset=cp949"
+        return MEDIA[self.format]
+
+    @property
+    def filename(self) -> str:
+        return f"{self.contract.id}.{EXTENSION.get(self.format, 'json')}"
+
+
+def text_times(table: pa.Table | pa.RecordBatch) -> pa.Table:
+    """Timestamps as ISO 8601 UTC strings and days as ISO dates (formatted column-wise by Arrow, as ``/records``
+    shows them)."""
+    if isinstance(table, pa.RecordBatch):
+        table = pa.Table.from_batches([table])
+    for i, f in enumerate(table.schema):
+        if pa.types.is_timestamp(f.type):
+            text = pc.strftime(table.column(i).cast(pa.timestamp("us", tz="UTC")), format="%Y-%m-%dT%H:%M:%SZ")
+            table = table.set_column(i, f.name, text)
+        elif pa.types.is_date(f.type):
+            table = table.set_column(i, f.name, table.column(i).cast(pa.string()))
+    return table
+
+
+def json_rows(table: pa.Table | pa.RecordBatch) -> list[dict]:
+    return text_times(table).to_pylist()
+
+
+# ---- writers -------------------------------------------------------------------------------------------------
+
+
+def write_csv(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
+    def encode(table: pa.Table, header: bool) -> bytes:
+        out = io.BytesIO()
+        options = pacsv.WriteOptions(include_header=header, eol="\r\n", quoting_style="needed")
+        pacsv.write_csv(text_times(table), out, options)
+        data = out.getvalue()
+        return data.decode("utf-8").encode("cp949", errors="replace") if spec.encoding == "cp949" else data
+
+    header = True
+    if spec.bom:
+        yield BOM
+    for batch in batches:
+        yield encode(pa.Table.from_batches([batch.select(spec.fields)]), header)
+        header = False
+    if header:  # no rows at all: still a header, so the file has its columns
+        yield encode(schema.empty_table().select(spec.fields), True)
+
+
+def write_parquet(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
+    sink = io.BytesIO()
+    out_schema = spec.lake_schema(schema)
+    with pq.ParquetWriter(sink, out_schema, compression="zstd") as writer:
+        for batch in batches:
+            writer.write_batch(batch.select(spec.fields).cast(out_schema))
+            yield _drain(sink)
+    yield _drain(sink)
+
+
+def write_arrow(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
+    sink = io.BytesIO()
+    out_schema = spec.lake_schema(schema)
+    with ipc.new_stream(sink, out_schema) as writer:
+        yield _drain(sink)
+        for batch in batches:
+            writer.write_batch(batch.select(spec.fields).cast(out_schema))
+            yield _drain(sink)
+    yield _drain(sink)  # the end-of-stream marker
+
+
+def _drain(sink: io.BytesIO) -> bytes:
+    data = sink.getvalue()
+    sink.seek(0)
+    sink.truncate()
+    return data
+
+
+def write_jsonl(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
+    for batch in batches:
+        rows = json_rows(batch.select(spec.fields))
+        if rows:
+            yield ("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)).encode()
+
+
+def _point(lon: float | None, lat: float | None) -> dict | None:
+    return None if lon is None or lat is None else {"type": "Point", "coordinates": [lon, lat]}
+
+
+def write_geojson(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
+    lon, lat = spec.location  # type: ignore[misc]  # the route refuses geojson without a location
+    properties = [f for f in spec.fields if f not in (lon, lat)]
+    yield b'{"type":"FeatureCollection","features":[\n'
+    first = True
+    for batch in batches:
+        coords = zip(batch.column(lon).to_pylist(), batch.column(lat).to_pylist(), strict=True)
+        rows = json_rows(batch.select(properties))
+        parts = []
+        for (x, y), props in zip(coords, rows, strict=True):
+            feature = {"type": "Feature", "geometry": _point(x, y), "properties": props}
+            parts.append(("" if first else ",\n") + json.dumps(feature, ensure_ascii=False))
+            first = False
+        if parts:
+            yield "".join(parts).encode()
+    yield b"\n]}\n"
+
+
+_ATTRIBUTE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def ngsi_attribute_names(contract: Contract) -> dict[str, str]:
+    """Column → NGSI-LD attribute name. A dataset fed as NGSI entities (it has an entity-id column) gets its
+    columns back under the attribute they were decoded from (``observed_at`` → ``dateObserved``,
+    ``relative_humidity`` → ``relativeHumidity``), where that was a plain top-level attribute; anything else
+    (a sub-property such as ``status.observedAt``, a portal's field name, a clash) keeps the column name."""
+    if entity_id_column(contract) is None:
+        return {}
+    names: dict[str, str] = {}
+    taken = {"id", "type", "location", *(c.name for c in contract.stored_columns)}
+    for column in contract.stored_columns:
+        source = column.source_paths[0]
+        if column.kind in ("entity_id", "lon", "lat") or source == column.name:
+            continue
+        if _ATTRIBUTE.match(source) and source not in taken:
+            names[column.name] = source
+            taken.add(source)
+    return names
+
+
+def write_ngsi_ld(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
+    contract = spec.contract
+    location = spec.location
+    id_column = entity_id_column(contract)
+    id_parts = list(contract.key_columns or (contract.event_time,))
+    attributes = [
+        f for f in spec.fields if f != id_column and (not location or f not in location) and f not in ("id", "type")
+    ]
+    names = ngsi_attribute_names(contract)
+    yield b"[\n"
+    first = True
+    for batch in batches:
+        rows = json_rows(batch.select(list(dict.fromkeys([*attributes, *spec.needed()]))))
+        parts = []
+        for row in rows:
+            if id_column:
+                entity_id = row[id_column]
+            else:
+                entity_id = f"urn:ngsi-ld:{contract.entity_type}:" + ":".join(
+                    urlquote(str(row[p]), safe="") for p in id_parts
+                )
+            entity = {"id": entity_id, "type": contract.entity_type}
+            entity.update((names.get(name, name), row[name]) for name in attributes if row[name] is not None)
+            if location:
+                point = _point(row[location[0]], row[location[1]])
+                if point:
+                    entity["location"] = point
+            parts.append(("" if first else ",\n") + json.dumps(entity, ensure_ascii=False))
+            first = False
+        if parts:
+            yield "".join(parts).encode()
+    yield b"\n]\n"
+
+
+WRITERS = {
+    "csv": write_csv,
+    "parquet": write_parquet,
+    "jsonl": write_jsonl,
+    "geojson": write_geojson,
+    "arrow": write_arrow,
+    "ngsi-ld": write_ngsi_ld,
+}
+
+
+def default_fields(spec_format: str, fields: list[str], explicit: bool) -> list[str]:
+    """NGSI-LD entities carry no lineage unless it was asked for."""
+    if spec_format == "ngsi-ld" and not explicit:
+        return [f for f in fields if f not in (*LINEAGE, "_kafka_ts")]
+    return fields
+
+
+# ---- streaming -----------------------------------------------------------------------------------------------
+
+
+def record_batches(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+    """The reader's batches (a seam the abort test breaks)."""
+    yield from reader
+
+
+def _until(deadline: float, limit: float, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """The batches until the deadline: DuckDB's ``interrupt()`` stops a query still computing, this stops one
+    whose result is ready but read slowly (a slow client holds the stream)."""
+    for batch in batches:
+        if time.monotonic() > deadline:
+            raise QueryTimeout(
+                f"download took longer than {limit:g}s and was stopped",
+                hint="narrow it with since/until, eq or bbox (CITYHUB_DOWNLOAD_TIMEOUT_S)",
+            )
+        yield batch
+
+
+def stream(lake: Lake, sql: str, params: list, spec: Spec, failure: StreamFailure | None = None) -> Iterator[bytes]:
+    """Run ``sql`` and write its batches; the whole stream is bounded by ``CITYHUB_DOWNLOAD_TIMEOUT_S``.
+
+    Any failure — the time limit, a file gone, a bug — is noted in ``failure`` (for :class:`AbortGuard`) and
+    propagates, so the server aborts the connection."""
+    limit = lake.settings.download_timeout_s
+    with lake.cursor() as cur:
+        timer = threading.Timer(limit, cur.interrupt)
+        timer.start()
+        try:
+            reader = cur.sql(sql, params=params).to_arrow_reader(batch_size=BATCH_ROWS)
+            batches = _until(time.monotonic() + limit, limit, record_batches(reader))
+            yield from WRITERS[spec.format](spec, reader.schema, batches)
+        except Exception as exc:
+            if failure is not None:
+                failure.error = exc
+            log.exception(
+                "download of %s as %s failed mid-stream (limit %gs): connection aborted",
+                spec.contract.id,
+                spec.format,
+                limit,
+            )
+            raise
+        finally:
+            timer.cancel()
+
+
+# ---- aborting a failed stream ---------------------------------------------------------------------------------
+
+SCOPE_KEY = "cityhub.stream_failure"
+
+
+class StreamFailure:
+    """Set by a download's generator when it fails, read by :class:`AbortGuard` (shared through the scope)."""
+
+    def __init__(self) -> None:
+        self.error: BaseException | None = None
+
+
+class StreamAborted(Exception):
+    """Raised instead of ending the body of a response whose stream failed."""
+
+
+def failure_of(scope: dict) -> StreamFailure | None:
+    return scope.get(SCOPE_KEY)
+
+
+class AbortGuard:
+    """ASGI wrapper outside every middleware: a response whose stream failed never ends cleanly.
+
+    Starlette's ``BaseHTTPMiddleware`` (``@app.middleware("http")``) catches an exception raised while the
+    body streams, sends the closing empty chunk and only then re-raises — the client would see a complete,
+    truncated file. The download's generator notes its failure in the request scope; this guard then swallows
+    the closing body message and raises instead, so the server (uvicorn) closes the connection without the
+    chunked body's terminator and the client sees an incomplete transfer."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        failure = StreamFailure()
+        scope[SCOPE_KEY] = failure
+
+        async def guarded_send(message: dict) -> None:
+            if failure.error is not None and message["type"] == "http.response.body":
+                raise StreamAborted("the response's stream failed: connection aborted") from failure.error
+            await send(message)
+
+        await self.app(scope, receive, guarded_send)
+        if failure.error is not None:
+            raise StreamAborted("the response's stream failed: connection aborted") from failure.error
+
+
+def install_abort_guard(app) -> None:
+    """Wrap the app's whole middleware stack (whatever middleware is added, before or after) in the guard."""
+    build = app.build_middleware_stack
+
+    def build_guarded():
+        return AbortGuard(build())
+
+    app.build_middleware_stack = build_guarded
