@@ -123,7 +123,7 @@ def _after(contract: Contract, key: list) -> tuple[str, list]:
     for name, value in reversed(list(zip(contract.order_columns, key, strict=True))):
         col, typed = f'"{name}"', f"?{cast.get(kinds.get(name, ''), '')}"
         predicate = f"({col} > {typed} OR ({col} = {typed} AND {predicate}))" if predicate else f"{col} > {typed}"
-        params = [value, value, *params] if len(params) else [value]
+        params = [value, value, *params] if params else [value]
     return f"({predicate})", params
 
 
