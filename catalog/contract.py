@@ -167,6 +167,11 @@ class Contract:
                 "quasi-identifiers",
                 hint="publish counts per group; the source dataset keeps the pseudonyms",
             )
+        if self.event_time not in self.key_columns:
+            raise ContractError(
+                f"contract {self.id}: a derived dataset's key must name its time bucket {self.event_time!r}",
+                hint="key_columns: the time bucket and the groups, unique per cell (the API pages by them)",
+            )
         if self.derived_from == self.id:
             raise ContractError(f"contract {self.id}: derived from itself", hint="name the source dataset's id")
 

@@ -34,10 +34,11 @@ def cmd_datasets(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return 0
-    print(f"{'id':<16} {'tier':<9} {'topic':<26} title")
+    width = max(len(r["id"]) for r in rows)
+    print(f"{'id':<{width}} {'tier':<9} {'topic':<30} title")
     for r in rows:
-        print(f"{r['id']:<16} {r['tier']:<9} {r['topic']:<26} {r['title_en']} / {r['title_ko']}")
-        print(f"{'':<16} columns: {', '.join(r['columns'])}")
+        print(f"{r['id']:<{width}} {r['tier']:<9} {r['topic']:<30} {r['title_en']} / {r['title_ko']}")
+        print(f"{'':<{width}} columns: {', '.join(r['columns'])}")
     return 0
 
 
