@@ -65,4 +65,5 @@ def test_new_contract_appears_everywhere(settings, tmp_path, monkeypatch):
             "rows": [],
             "truncated": False,
             "next_cursor": None,
+            "snapshot": None,  # a single page pins no snapshot
         }
