@@ -13,7 +13,6 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -68,13 +67,7 @@ def _time_filter(contract: Contract, since: datetime | None, until: datetime | N
 def _json_ready(table: pa.Table) -> list[dict]:
     """Rows with timestamps as ISO-8601 UTC strings and days as ISO dates (formatted column-wise by Arrow, not
     per row)."""
-    for i, field in enumerate(table.schema):
-        if pa.types.is_timestamp(field.type):
-            text = pc.strftime(table.column(i).cast(pa.timestamp("us", tz="UTC")), format="%Y-%m-%dT%H:%M:%SZ")
-            table = table.set_column(i, field.name, text)
-        elif pa.types.is_date(field.type):
-            table = table.set_column(i, field.name, table.column(i).cast(pa.string()))
-    return table.to_pylist()
+    return formats.json_rows(table)
 
 
 router = APIRouter(prefix=f"{API}/datasets/{{dataset_id}}", dependencies=[Depends(open_dataset)], tags=["open data"])
