@@ -164,11 +164,16 @@ def download(
     spec = formats.Spec(
         format, contract, formats.default_fields(format, rows_query.fields, fields is not None), bom, encoding
     )
-    relation = lake.relation(contract, lake.files(contract))  # one file list for the count and the rows
-    count_sql, count_params = rows_query.count_sql(relation)
+    files = lake.files(contract)  # one file list for the count and the rows
+    count_sql, count_params = rows_query.count_sql(lake.relation(contract, files))
     with lake.cursor() as cur, lake.time_limit(cur):
         total = cur.execute(count_sql, count_params).fetchone()[0]
-    sql, params = rows_query.sql(relation, rows_query.select_columns(spec.needed()))
+    columns = rows_query.select_columns(spec.needed())
+    in_time_order = rows_query.sort[0] == (contract.event_time, False)
+    parts = [
+        rows_query.sql(lake.relation(contract, group), columns)
+        for group in formats.partition_parts(files, in_time_order)
+    ]
     headers = {"Content-Disposition": f'attachment; filename="{spec.filename}"', "X-Total-Rows": str(total)}
     if encoding == "cp949":
         headers["X-Unencodable-Replacement"] = "?"
@@ -176,7 +181,7 @@ def download(
         headers["Link"] = (
             f'<{formats.NGSI_LD_CONTEXT}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
         )
-    stream = formats.stream(lake, sql, params, spec, formats.failure_of(request.scope))
+    stream = formats.stream(lake, parts, spec, formats.failure_of(request.scope))
     return StreamingResponse(stream, media_type=spec.media_type, headers=headers)
 
 

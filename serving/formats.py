@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 from urllib.parse import quote as urlquote
 
@@ -308,19 +309,25 @@ def _until(deadline: float, limit: float, batches: Iterator[pa.RecordBatch]) -> 
         yield batch
 
 
-def stream(lake: Lake, sql: str, params: list, spec: Spec, failure: StreamFailure | None = None) -> Iterator[bytes]:
-    """Run ``sql`` and write its batches; the whole stream is bounded by ``CITYHUB_DOWNLOAD_TIMEOUT_S``.
+def stream(
+    lake: Lake, parts: list[tuple[str, list]], spec: Spec, failure: StreamFailure | None = None
+) -> Iterator[bytes]:
+    """Run each ``(sql, params)`` part in turn and write their batches as one file; the whole stream is bounded by
+    ``CITYHUB_DOWNLOAD_TIMEOUT_S``.
 
-    Any failure — the time limit, a file gone, a bug — is noted in ``failure`` (for :class:`AbortGuard`) and
-    propagates, so the server aborts the connection."""
+    A download in event-time order is one part per date partition (:func:`partition_parts`): DuckDB then sorts
+    one day at a time, so the server's memory follows the largest day, not the dataset. Any failure — the time
+    limit, a file gone, a bug — is noted in ``failure`` (for :class:`AbortGuard`) and propagates, so the server
+    aborts the connection."""
     limit = lake.settings.download_timeout_s
     with lake.cursor() as cur:
         timer = threading.Timer(limit, cur.interrupt)
         timer.start()
         try:
-            reader = cur.sql(sql, params=params).to_arrow_reader(batch_size=BATCH_ROWS)
-            batches = _until(time.monotonic() + limit, limit, record_batches(reader))
-            yield from WRITERS[spec.format](spec, reader.schema, batches)
+            readers = (cur.sql(sql, params=params).to_arrow_reader(batch_size=BATCH_ROWS) for sql, params in parts)
+            first = next(readers)
+            batches = _until(time.monotonic() + limit, limit, record_batches(_chained(first, readers)))
+            yield from WRITERS[spec.format](spec, first.schema, batches)
         except Exception as exc:
             if failure is not None:
                 failure.error = exc
@@ -333,6 +340,31 @@ def stream(lake: Lake, sql: str, params: list, spec: Spec, failure: StreamFailur
             raise
         finally:
             timer.cancel()
+
+
+def _chained(first: pa.RecordBatchReader, rest: Iterator[pa.RecordBatchReader]) -> pa.RecordBatchReader:
+    """One reader over several, in order, every batch in the first one's schema."""
+    schema = first.schema
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        yield from first
+        for reader in rest:
+            for batch in reader:
+                yield batch if batch.schema.equals(schema) else batch.cast(schema)
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def partition_parts(files: list[Path], in_event_time_order: bool) -> list[list[Path]]:
+    """The files in groups whose queries, run one after the other, give the whole ordered result: one group per
+    date partition (each holds the rows of its UTC date — of its Seoul day for a derived dataset — so partitions
+    in name order are in event-time order) when the order is the event time's, ascending; else all in one."""
+    if not in_event_time_order or not files:
+        return [files]
+    groups: dict[Path, list[Path]] = {}
+    for f in files:
+        groups.setdefault(f.parent, []).append(f)
+    return [groups[folder] for folder in sorted(groups, key=lambda folder: folder.name)]
 
 
 # ---- aborting a failed stream ---------------------------------------------------------------------------------
