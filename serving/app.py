@@ -42,6 +42,8 @@ from serving.metadata import dataset_metadata, last_modified, matches
 from serving.metrics import install as install_metrics
 from serving.metrics import ledger_entries
 from serving.quality_docs import install as install_quality_docs
+from serving.safezone.routes import public as safezone_public_router
+from serving.safezone.routes import router as safezone_router
 
 API = "/api/v1"
 
@@ -333,6 +335,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(aggregate_router)
     app.include_router(changes_router)
+    app.include_router(safezone_router)
+    app.include_router(safezone_public_router)
     # innermost first: ETags are computed on the plain body, gzip wraps it, the rate limit sees every request
     app.add_middleware(ConditionalGet, last_modified=lambda path: last_modified(settings, path))
     app.add_middleware(GzipExceptDownloads)
