@@ -157,14 +157,14 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:16]}"
 
 
-def one(conn: Connection, sql: str, **params) -> dict | None:
+def one(conn: Connection, sql: str, /, **params) -> dict | None:
     row = conn.execute(sa.text(sql), params).mappings().first()
     return dict(row) if row else None
 
 
-def rows(conn: Connection, sql: str, **params) -> list[dict]:
+def rows(conn: Connection, sql: str, /, **params) -> list[dict]:
     return [dict(r) for r in conn.execute(sa.text(sql), params).mappings()]
 
 
-def run(conn: Connection, sql: str, **params) -> int:
+def run(conn: Connection, sql: str, /, **params) -> int:
     return conn.execute(sa.text(sql), params).rowcount
