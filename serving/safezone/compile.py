@@ -31,6 +31,11 @@ class Refused(BadRequest):
     code = "query_refused"
 
 
+class NotGranted(Refused):
+    status = 403
+    code = "not_granted"
+
+
 @dataclass(frozen=True)
 class Dimension:
     name: str  # as the analyst sees it (the generalised column)
@@ -146,7 +151,7 @@ class AggRequest:
 def from_json(body: dict, datasets: list[str], granted: dict[str, list[str]]) -> AggRequest:
     dataset = body.get("dataset") or (datasets[0] if len(datasets) == 1 else None)
     if dataset not in datasets:
-        raise Refused(
+        raise NotGranted(
             "the request names no dataset of this project",
             hint=f"set dataset to one of {', '.join(datasets)}",
         )
@@ -276,7 +281,7 @@ def from_sql(sql: str, datasets: list[str], granted: dict[str, list[str]]) -> Ag
     if not isinstance(table, exp.Table) or any(v for k, v in table.args.items() if k != "this"):
         raise Refused("FROM must name one granted dataset, nothing else", hint=_SQL_HINT)
     if not isinstance(table.this, exp.Identifier) or table.name not in datasets:
-        raise Refused("FROM must name a dataset granted to this project", hint=f"granted: {', '.join(datasets)}")
+        raise NotGranted("FROM must name a dataset granted to this project", hint=f"granted: {', '.join(datasets)}")
     vocab = vocabulary(get_contract(table.name), granted[table.name])
 
     dims, measures = [], []
@@ -460,9 +465,10 @@ def compile_cells(vocab: Vocabulary, request: AggRequest) -> tuple[str, list]:
     per_version = f"SELECT {select_dims}_v, count(*) AS persons FROM pp GROUP BY {select_dims}_v"
     persons = f"SELECT {select_dims}max(persons) AS persons FROM pv" + (f" GROUP BY {group}" if dims else "")
     cells = (
-        f"SELECT {select_dims}sum(n) AS _rows"
+        f"SELECT {select_dims}CAST(sum(n) AS BIGINT) AS _rows"
         + "".join(
-            f", sum({q('_s_' + c)}) AS {q('_sum_' + c)}, sum({q('_c_' + c)}) AS {q('_n_' + c)}"
+            f", CAST(sum({q('_s_' + c)}) AS DOUBLE) AS {q('_sum_' + c)}"
+            f", CAST(sum({q('_c_' + c)}) AS BIGINT) AS {q('_n_' + c)}"
             f", sum(abs({q('_s_' + c)})) AS {q('_abs_' + c)}, max(abs({q('_s_' + c)}), 2) AS {q('_top_' + c)}"
             for c in columns
         )

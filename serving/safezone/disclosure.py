@@ -99,7 +99,7 @@ def _value(cell: dict, measure) -> float | int | None:
     total, n = cell[f"_sum_{measure.column}"], cell[f"_n_{measure.column}"]
     if measure.fn == "sum":
         return None if total is None else finite(round(float(total), 3))
-    return None if not n else finite(round(float(total) / n, 3))
+    return None if not n or total is None else finite(round(float(total) / int(n), 3))
 
 
 def _jsonable(value):
