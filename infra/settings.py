@@ -62,7 +62,8 @@ class Settings(BaseSettings):
         ge=2,
         description="Smallest group, in distinct persons, the safe zone treats as safe: the k-anonymity report of "
         "each landed partition counts the rows and persons in equivalence classes smaller than this, and the open "
-        "datasets derived from safe-zone data suppress cells of fewer persons.",
+        "datasets derived from safe-zone data suppress cells of fewer persons; so do safe-zone answers, and the "
+        "differencing guard refuses an answer whose cells differ from earlier ones by fewer persons.",
     )
     log_format: Literal["text", "json"] = Field(
         "text", description="CLI log lines: `text` for people, `json` (one object per line) for log shippers."
