@@ -475,7 +475,7 @@ def download_export(request: Request, who: Who, export_id: str) -> Response:
 
 @router.get("/audit", summary="The audit log as a JSON Lines stream (admin)")
 def audit_log(
-    request: Request, who: Who, after: Annotated[int, Query(ge=0, description="entries after this seq")] = 0
+    request: Request, who: Who, after: Annotated[int, Query(ge=0, le=2**62, description="entries after this seq")] = 0
 ) -> StreamingResponse:
     who.require("admin")
     with _engine(request).connect() as conn:
