@@ -8,12 +8,14 @@ from pathlib import Path
 
 from infra.errors import CityhubError
 from infra.settings import Settings
-from serving.safezone import audit
-from serving.safezone.auth import bootstrap_admin
-from serving.safezone.db import engine_for
+
+# the database layers are imported by the commands themselves: every other command starts without them
 
 
 def cmd_admin(args: argparse.Namespace, settings: Settings) -> int:
+    from serving.safezone.auth import bootstrap_admin
+    from serving.safezone.db import engine_for
+
     with engine_for(settings).begin() as conn:
         issued = bootstrap_admin(conn)
     if issued is None:
@@ -41,6 +43,9 @@ def read_heads(args: argparse.Namespace) -> list[dict]:
 
 
 def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from serving.safezone import audit
+    from serving.safezone.db import engine_for
+
     with engine_for(settings).connect() as conn:
         log = audit.entries(conn, 0, limit=10**12)
         head = audit.head(conn)

@@ -54,6 +54,10 @@ def load_table(settings: Settings, contract: Contract, vocab) -> pa.Table:
     else:
         parts = [pq.read_table(f, columns=[c for c in columns if c in pq.read_schema(f).names]) for f in files]
         table = pa.concat_tables(parts, promote_options="permissive")
+    for name in columns:  # a column no file has yet (an older file, a new contract column): typed nulls
+        if name not in table.column_names:
+            table = table.append_column(schema.field(name), pa.nulls(table.num_rows, schema.field(name).type))
+    table = table.select(columns)
     person = contract.person_column
     if person in table.column_names and pa.types.is_dictionary(table.schema.field(person).type):
         table = table.set_column(table.column_names.index(person), person, table.column(person).cast(pa.string()))

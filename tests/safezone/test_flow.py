@@ -207,3 +207,29 @@ def test_disclosure_rules_unit():
     # two suppressed cells, one of them with ≥ 10 persons: the residual of the margin spans enough persons
     single = control(table.slice(2, 3), request, Settings())
     assert {s["cell"]["d"]: s["reason"] for s in single.suppressed} == {"f": "persons_below_min", "c": "complementary"}
+
+
+def test_a_dataset_with_nothing_landed_answers_empty(zone):
+    body = {
+        "org": zone.orgs["acme"],
+        "datasets": ["care_sensors", "energy_usage"],
+        "columns": ["district", "resident_age", "power_w", "energy_kwh"],
+        "purpose": "Care and energy by district",
+        "analysts": [zone.users["analyst"]],
+        "days": 3,
+    }
+    project = zone.ok(zone.post("/projects", zone.keys["applicant"], body))
+    assert project["columns"] == {
+        "care_sensors": ["district", "resident_age_band", "power_w"],
+        "energy_usage": ["district", "energy_kwh"],
+    }
+    zone.ok(zone.post(f"/projects/{project['id']}/approve", zone.admin, {"reason": "ok"}))
+    key = zone.ok(zone.post("/keys", zone.keys["analyst"], {"user": zone.users["analyst"], "project": project["id"]}))
+    ask = {"dataset": "care_sensors", "group_by": ["resident_age_band"], "measures": ["persons", "mean"]}
+    assert zone.ask(project["id"], key["key"], ask).status_code == 400  # mean of what
+    ask["measures"] = ["persons", {"fn": "mean", "column": "power_w"}]
+    assert zone.ok(zone.ask(project["id"], key["key"], ask))["rows"] == []
+    total = zone.ok(zone.ask(project["id"], key["key"], {"sql": "SELECT count(*) FROM energy_usage"}))
+    assert total["rows"] == [[None]] and total["suppressed"][0]["reason"] == "persons_below_min"
+    # no dataset named, two granted: which one?
+    assert zone.ask(project["id"], key["key"], {"measures": ["count"]}).status_code == 403
