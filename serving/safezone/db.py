@@ -69,6 +69,11 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX exports_status ON exports (status)",
         ],
     ),
+    (
+        3,
+        "one lock row per dataset: differencing checks of one dataset run one at a time",
+        ["CREATE TABLE guard_locks (dataset TEXT PRIMARY KEY, checks BIGINT NOT NULL)"],
+    ),
 ]
 
 _engines: dict[str, Engine] = {}

@@ -27,7 +27,7 @@ from infra.errors import CityhubError
 from infra.settings import Settings
 from serving.safezone import sandbox
 from serving.safezone.compile import AggRequest, Vocabulary, predicate
-from serving.safezone.db import new_id, now_iso, rows, run
+from serving.safezone.db import new_id, now_iso, one, rows, run
 
 CHUNK = 64
 
@@ -45,6 +45,14 @@ def check(
     settings: Settings, conn: Connection, vocab: Vocabulary, table: pa.Table, request: AggRequest, cells: list[dict]
 ) -> None:
     k = settings.min_persons
+    # taken first in the answer's transaction: two answers of a dataset are checked and remembered one after the
+    # other, so two concurrent requests cannot both pass against a state that lacks the other's cells
+    run(
+        conn,
+        "INSERT INTO guard_locks (dataset, checks) VALUES (:d, 0) ON CONFLICT (dataset) DO NOTHING",
+        d=request.dataset,
+    )
+    run(conn, "UPDATE guard_locks SET checks = checks + 1 WHERE dataset = :d", d=request.dataset)
     filters = request.canonical()["where"]
     new = [c for c in cells if not c["suppressed"]]
     earlier = rows(conn, "SELECT dims, filters, persons FROM published_cells WHERE dataset = :d", d=request.dataset)
@@ -112,6 +120,10 @@ def remember(conn: Connection, request: AggRequest, answer_id: str, project_id: 
     for cell in cells:
         if cell["suppressed"]:
             continue
+        dims = _canon(cell["dims"])
+        same = "SELECT 1 FROM published_cells WHERE dataset = :d AND dims = :dims AND filters = :f AND persons = :n"
+        if one(conn, same, d=request.dataset, dims=dims, f=filters, n=cell["persons"]):
+            continue  # the same cell asked again: remembered once
         run(
             conn,
             "INSERT INTO published_cells (id, dataset, answer_id, project_id, dims, filters, persons, created_at) "
@@ -120,7 +132,7 @@ def remember(conn: Connection, request: AggRequest, answer_id: str, project_id: 
             d=request.dataset,
             a=answer_id,
             p=project_id,
-            dims=_canon(cell["dims"]),
+            dims=dims,
             f=filters,
             n=cell["persons"],
             c=now_iso(),

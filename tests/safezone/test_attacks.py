@@ -359,3 +359,39 @@ def test_a_tampered_audit_log_is_detected(zone, project, settings, tamper, capsy
     capsys.readouterr()
     assert main(["audit", "verify", "--head", f"{head['seq']}:{head['hash']}"]) == 1
     assert "FAIL" in capsys.readouterr().out
+
+
+def test_quarter_hour_cells_and_time_filters_go_through_the_guard(zone, project):
+    pid, key = project
+    by_time = {"group_by": ["started_at"], "measures": ["persons"]}
+    answer = zone.ok(zone.ask(pid, key, by_time))
+    assert answer["columns"] == ["started_at", "persons"]
+    assert {r[0] for r in answer["rows"]} == {"2026-11-20T09:00:00Z", "2026-11-20T09:15:00Z", "2026-11-20T09:30:00Z"}
+    # the first quarter hour minus the DRT riders: three persons fewer than a published cell
+    sql = (
+        "SELECT count(DISTINCT rider_id) FROM mobility_trips WHERE started_at = '2026-11-20T09:00:00Z' "
+        "AND mode != 'drt'"
+    )
+    response = zone.ask(pid, key, {"sql": sql})
+    assert response.status_code == 409, response.text
+    wide = {**by_time, "where": [{"column": "started_at", "op": ">=", "value": "2026-11-20T09:15:00Z"}]}
+    assert zone.ok(zone.ask(pid, key, wide))  # the same cells again: no difference
+    with db.engine_for(zone.settings).connect() as conn:
+        assert conn.exec_driver_sql("SELECT checks FROM guard_locks").scalar_one() == 2  # a refusal rolls back
+
+
+def test_concurrent_differencing_requests_cannot_both_pass(zone, project):
+    from concurrent.futures import ThreadPoolExecutor
+
+    pid, key = project
+    other, other_key = zone.project(org="other", analyst="other_analyst")
+    a = district_of(A)
+    whole = {"sql": f"SELECT count(DISTINCT rider_id) FROM mobility_trips WHERE start_district = '{a}'"}
+    part = {
+        "sql": f"SELECT count(DISTINCT rider_id) FROM mobility_trips WHERE start_district = '{a}' AND mode != 'drt'"
+    }
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(zone.ask, pid, key, whole)
+        second = pool.submit(zone.ask, other, other_key, part)
+        codes = sorted([first.result().status_code, second.result().status_code])
+    assert codes == [201, 409]
