@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import json
 
-import pyarrow as pa
 from sqlalchemy.engine import Connection
 
+from catalog.contract import KEY_VERSION
 from infra.errors import CityhubError
 from infra.settings import Settings
 from serving.safezone import sandbox
@@ -42,7 +42,7 @@ def _canon(value) -> str:
 
 
 def check(
-    settings: Settings, conn: Connection, vocab: Vocabulary, table: pa.Table, request: AggRequest, cells: list[dict]
+    settings: Settings, conn: Connection, vocab: Vocabulary, src: sandbox.Source, request: AggRequest, cells: list[dict]
 ) -> None:
     k = settings.min_persons
     # taken first in the answer's transaction: two answers of a dataset are checked and remembered one after the
@@ -72,10 +72,10 @@ def check(
                 continue
             pairs.append(((cell["dims"], filters), (old_dims, old_filters)))
     for start in range(0, len(pairs), CHUNK):
-        _check_chunk(settings, vocab, table, pairs[start : start + CHUNK], k)
+        _check_chunk(settings, vocab, src, pairs[start : start + CHUNK], k)
 
 
-def _check_chunk(settings: Settings, vocab: Vocabulary, table: pa.Table, pairs: list, k: int) -> None:
+def _check_chunk(settings: Settings, vocab: Vocabulary, src: sandbox.Source, pairs: list, k: int) -> None:
     per_person, outer, params = [], [], []
     for j, ((dims_a, filters_a), (dims_b, filters_b)) in enumerate(pairs):
         a, pa_ = predicate(vocab, dims_a, filters_a)
@@ -86,9 +86,7 @@ def _check_chunk(settings: Settings, vocab: Vocabulary, table: pa.Table, pairs: 
         outer.append(
             f"count(*) FILTER (WHERE r{j}) AS x{j}, count(*) FILTER (WHERE a{j} <> b{j}) AS y{j}, sum(i{j}) AS i{j}"
         )
-    from catalog.contract import KEY_VERSION
-
-    version = f'"{KEY_VERSION}"' if KEY_VERSION in table.column_names else "NULL"
+    version = f'"{KEY_VERSION}"'  # the view always has it (nulls when no file does)
     person = f'CAST("{vocab.person}" AS VARCHAR)'
     sql = (
         f"WITH pp AS (SELECT {version} AS _v, {person} AS _p, {', '.join(per_person)} FROM t GROUP BY ALL), "
@@ -97,7 +95,7 @@ def _check_chunk(settings: Settings, vocab: Vocabulary, table: pa.Table, pairs: 
         + ", ".join(f"max(x{j}) AS x{j}, max(y{j}) AS y{j}, sum(i{j}) AS i{j}" for j in range(len(pairs)))
         + " FROM pv"
     )
-    result = sandbox.run(settings, table, sql, params).to_pylist()
+    result = sandbox.run(settings, src, sql, params).to_pylist()
     if not result:
         return
     found = result[0]

@@ -301,8 +301,8 @@ def ask(request: Request, who: Who, project_id: str, body: QueryIn) -> dict:
     ctx["sql"] = sql
     ctx["request"] = {"asked": ctx["request"], "compiled": agg.canonical()}
     full = full_vocabulary(contract)
-    table = sandbox.load_table(settings, contract, full)
-    raw = sandbox.run(settings, table, sql, params)
+    src = sandbox.source(settings, contract, full)
+    raw = sandbox.run(settings, src, sql, params)
     if raw.num_rows > settings.safezone_max_cells:
         raise Refused(
             f"the answer would have more than {settings.safezone_max_cells} cells", hint="group by fewer dimensions"
@@ -313,7 +313,7 @@ def ask(request: Request, who: Who, project_id: str, body: QueryIn) -> dict:
     result = {"id": answer_id, "columns": answer.columns, "rows": answer.rows, "suppressed": answer.suppressed}
     digest = hashlib.sha256(json.dumps(result, sort_keys=True, default=str).encode()).hexdigest()
     with engine.begin() as conn:
-        guard.check(settings, conn, full, table, agg, answer.cells)
+        guard.check(settings, conn, full, src, agg, answer.cells)
         guard.remember(conn, agg, answer_id, project_id, answer.cells)
         run(
             conn,

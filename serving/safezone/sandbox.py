@@ -1,20 +1,30 @@
-"""A fresh, locked, in-memory DuckDB per request, that can read nothing but the granted data.
+"""A fresh, locked, in-memory DuckDB per request, that can read the granted dataset's files and nothing else.
 
-The granted dataset's live files (``ingest.lake.zone_files``) are read with Arrow — only the columns the
-vocabulary needs — and generalised (:func:`transforms.generalise.generalise`: coordinates → districts or cells,
-times → 15-minute buckets, ages → 5-year bands), then registered as the one relation ``t``. Only after that is
-the database locked: ``allowed_paths``/``allowed_directories`` empty and ``enable_external_access = false`` (no
-file, URL, ATTACH, COPY or extension install can reach anything), extensions neither auto-installed,
-auto-loaded nor community-loadable, Python replacement scans off (no variable of this process can be scanned by
-name), memory and thread limits, and ``lock_configuration = true`` so no ``SET`` can undo any of it. The time
-limit is enforced with ``interrupt()``. Errors never carry DuckDB's message (it can quote data values): they
-are replaced by a fixed one.
+Before anything runs, the database gets ``allowed_paths`` = exactly the dataset's live files
+(``ingest.lake.zone_files``) and ``enable_external_access = false``, so no other file, no directory listing
+(globs), no URL, no ``ATTACH``, ``COPY … TO`` or ``EXPORT`` can reach anything; extensions are neither
+auto-installed, auto-loaded, community nor unsigned; Python replacement scans are off (no variable of this
+process can be scanned by name); memory and thread limits are set, with no spill directory (DuckDB would
+otherwise allow its ``.tmp`` for reads and writes); then one view is made, ``t``, and
+``lock_configuration = true`` so no ``SET`` can undo any of it. The time limit is enforced with ``interrupt()``.
+
+``t`` holds the dataset's columns as analysts may use them: quasi-identifiers generalised exactly as
+:mod:`transforms.generalise` does (a coordinate pair → its district, through the same 250 m raster registered as
+a small Arrow table, or its cell id; a time → its 15-minute bucket, floored in UTC; an age → its 5-year band),
+the person column as text, the key version, and the numeric measures. ``tests/safezone/test_sandbox.py`` checks
+the view against :func:`transforms.generalise.generalise` row by row.
+
+Errors never carry DuckDB's message (it can quote data values): they are replaced by a fixed one, and only the
+exception's type is logged.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
+from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -24,7 +34,9 @@ from catalog.contract import KEY_VERSION, Contract
 from infra.errors import CityhubError, QueryTimeout
 from infra.settings import Settings
 from ingest import lake
-from transforms.generalise import generalise
+from serving.db import _duck_type
+from transforms import geo
+from transforms.generalise import AGE_BAND_YEARS, BUCKET_MINUTES
 
 log = logging.getLogger("cityhub.safezone")
 
@@ -34,37 +46,92 @@ class SandboxError(CityhubError):
     code = "query_failed"
 
 
-def source_columns(contract: Contract, vocab) -> list[str]:
-    """The contract columns a vocabulary's table is made from (its person and key version included)."""
-    wanted = {contract.person_column or ""}
+@dataclass(frozen=True)
+class Source:
+    """The granted files of one dataset and the view ``t`` made over them."""
+
+    contract: Contract
+    files: tuple[Path, ...]
+    view: str  # CREATE VIEW t AS …
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _index(column: str, origin: float, metres_per_degree: float) -> str:
+    # the same float operations in the same order as transforms.geo.cell_indices
+    return f"CAST(floor((r.{_q(column)} - {origin!r}) * {metres_per_degree!r} / {geo.CELL_M!r}) AS BIGINT)"
+
+
+def source(settings: Settings, contract: Contract, vocab) -> Source:
+    files = tuple(lake.zone_files(settings.lake, "clean", contract.id))
+    present: set[str] = set()
+    for f in files:
+        present.update(pq.read_schema(f).names)
+    types = {f.name: _duck_type(f.type) for f in contract.schema}
+
+    def raw(name: str) -> str:
+        return f"r.{_q(name)}" if name in present else f"NULL::{types.get(name, 'VARCHAR')}"
+
+    select, joins = [], []
+    person = contract.person_column or ""
+    select.append(f"CAST({raw(person)} AS VARCHAR) AS {_q(person)}")
+    select.append(f"CAST({raw(KEY_VERSION)} AS VARCHAR) AS {_q(KEY_VERSION)}")
     for dim in vocab.dimensions.values():
-        wanted.update(dim.sources)
-    wanted.update(vocab.measures)
-    stored = [f.name for f in contract.schema]
-    return [c for c in stored if c in wanted or c == KEY_VERSION]
-
-
-def load_table(settings: Settings, contract: Contract, vocab) -> pa.Table:
-    """The granted dataset's generalised rows (only the columns asked for), as Arrow."""
-    columns = source_columns(contract, vocab)
-    files = lake.zone_files(settings.lake, "clean", contract.id)
-    schema = pa.schema([contract.schema.field(c) for c in columns])
-    if not files:
-        table = schema.empty_table()
+        col = contract.column(dim.sources[0])
+        if col.generalise in ("cell_250m", "district"):
+            lon, lat = col.name, col.partner or ""
+            if lon not in present or lat not in present:
+                select.append(f"NULL::VARCHAR AS {_q(dim.name)}")
+                continue
+            east = _index(lon, geo.GRID_ORIGIN[0], geo._M_PER_DEG_LON)
+            north = _index(lat, geo.GRID_ORIGIN[1], geo._M_PER_DEG_LAT)
+            if col.generalise == "district":
+                alias = f"d{len(joins)}"
+                joins.append(f"LEFT JOIN _districts {alias} ON {alias}.e = {east} AND {alias}.n = {north}")
+                select.append(f"{alias}.district AS {_q(dim.name)}")
+            else:
+                select.append(
+                    f"CASE WHEN r.{_q(lon)} IS NULL OR r.{_q(lat)} IS NULL THEN NULL ELSE "
+                    f"'250m:' || CAST({east} AS VARCHAR) || ':' || CAST({north} AS VARCHAR) END AS {_q(dim.name)}"
+                )
+        elif col.generalise == "bucket_15min":
+            select.append(f"time_bucket(INTERVAL {BUCKET_MINUTES} MINUTE, {raw(col.name)}) AS {_q(dim.name)}")
+        elif col.generalise == "age_5y":
+            low = f"CAST(floor(CAST({raw(col.name)} AS DOUBLE) / {AGE_BAND_YEARS}) * {AGE_BAND_YEARS} AS BIGINT)"
+            select.append(
+                f"CAST({low} AS VARCHAR) || '-' || CAST({low} + {AGE_BAND_YEARS - 1} AS VARCHAR) AS {_q(dim.name)}"
+            )
+        else:
+            select.append(f"{raw(col.name)} AS {_q(dim.name)}")
+    for name in vocab.measures:
+        select.append(f"{raw(name)} AS {_q(name)}")
+    if files:
+        listed = ", ".join(_lit(f) for f in files)
+        relation = f"read_parquet([{listed}], union_by_name = true, hive_partitioning = false) AS r"
     else:
-        parts = [pq.read_table(f, columns=[c for c in columns if c in pq.read_schema(f).names]) for f in files]
-        table = pa.concat_tables(parts, promote_options="permissive")
-    for name in columns:  # a column no file has yet (an older file, a new contract column): typed nulls
-        if name not in table.column_names:
-            table = table.append_column(schema.field(name), pa.nulls(table.num_rows, schema.field(name).type))
-    table = table.select(columns)
-    person = contract.person_column
-    if person in table.column_names and pa.types.is_dictionary(table.schema.field(person).type):
-        table = table.set_column(table.column_names.index(person), person, table.column(person).cast(pa.string()))
-    return generalise(table, contract)
+        relation = "(SELECT 1 AS _none LIMIT 0) AS r"
+    view = f"CREATE VIEW t AS SELECT {', '.join(select)} FROM {relation} {' '.join(joins)}"
+    return Source(contract, files, view)
 
 
-def connect(settings: Settings, table: pa.Table) -> duckdb.DuckDBPyConnection:
+@functools.cache
+def _district_table() -> pa.Table:
+    raster, (e0, n0), names = geo._district_raster()
+    east = [int(e0) + i for i in range(raster.shape[0]) for _ in range(raster.shape[1])]
+    north = [int(n0) + j for _ in range(raster.shape[0]) for j in range(raster.shape[1])]
+    codes = raster.reshape(-1)
+    return pa.table(
+        {"e": pa.array(east, pa.int64()), "n": pa.array(north, pa.int64()), "district": [names[c] for c in codes]}
+    )
+
+
+def connect(settings: Settings, src: Source) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(
         ":memory:",
         config={
@@ -74,15 +141,18 @@ def connect(settings: Settings, table: pa.Table) -> duckdb.DuckDBPyConnection:
             "allow_unsigned_extensions": False,
             "memory_limit": settings.safezone_memory_limit,
             "threads": settings.safezone_threads,
+            # no spill directory: DuckDB would otherwise allow its temp directory (./.tmp) for reads and writes
+            "temp_directory": "",
         },
     )
     try:
-        con.execute("SET TimeZone = 'UTC'")
-        con.register("t", table)
+        con.execute("SET TimeZone = 'UTC'")  # 15-minute buckets floored in UTC, as transforms.generalise does
+        con.register("_districts", _district_table())
         con.execute("SET allowed_directories = []")
-        con.execute("SET allowed_paths = []")
+        con.execute(f"SET allowed_paths = [{', '.join(_lit(f) for f in src.files)}]")
         con.execute("SET enable_external_access = false")
         con.execute("SET python_enable_replacements = false")
+        con.execute(src.view)
         con.execute("SET lock_configuration = true")
     except BaseException:
         con.close()
@@ -90,10 +160,14 @@ def connect(settings: Settings, table: pa.Table) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def run(settings: Settings, table: pa.Table, sql: str, params: list, timeout_s: float | None = None) -> pa.Table:
-    """Run one server-compiled query in a fresh locked database over ``table`` (registered as ``t``)."""
+def run(settings: Settings, src: Source, sql: str, params: list, timeout_s: float | None = None) -> pa.Table:
+    """Run one server-compiled query in a fresh locked database over the view ``t`` of ``src``."""
     limit = timeout_s or settings.safezone_query_timeout_s
-    con = connect(settings, table)
+    try:
+        con = connect(settings, src)
+    except duckdb.Error as exc:
+        log.warning("safe-zone sandbox could not be prepared: %s", type(exc).__name__)
+        raise SandboxError("the dataset could not be opened in the sandbox", hint="try again later") from None
     fired = threading.Event()
 
     def interrupt() -> None:
