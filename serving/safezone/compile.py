@@ -193,6 +193,10 @@ def _dims_hint(vocab: Vocabulary) -> str:
 
 
 def _measure(vocab: Vocabulary, fn, column) -> Measure:
+    if not isinstance(fn, str) or not (column is None or isinstance(column, str)):
+        raise Refused(
+            "a measure is {fn, column} with names as strings", hint='e.g. {"fn": "sum", "column": "fare_krw"}'
+        )
     if fn not in FUNCTIONS:
         raise Refused("unknown measure", hint="measures are count, persons, sum and mean")
     if fn in ("count", "persons"):
@@ -208,7 +212,7 @@ def _measure(vocab: Vocabulary, fn, column) -> Measure:
 
 
 def _filter(vocab: Vocabulary, column, op: str, values: tuple) -> Filter:
-    if column not in vocab.dimensions:
+    if not isinstance(column, str) or column not in vocab.dimensions:
         raise Refused("filters compare a dimension of this project", hint=_dims_hint(vocab))
     if op not in OPS:
         raise Refused("unknown filter operator", hint=f"operators: {', '.join(OPS)}")
@@ -262,11 +266,18 @@ _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "=", "!=": "!="}
 
 def from_sql(sql: str, datasets: list[str], granted: dict[str, list[str]]) -> AggRequest:
     """The aggregate request ``sql`` means, or :class:`Refused` with the reason it is none."""
+    try:
+        return _from_sql(sql, datasets, granted)
+    except RecursionError:
+        raise Refused("the SQL is nested too deeply", hint="at most 10 filters joined by AND") from None
+
+
+def _from_sql(sql: str, datasets: list[str], granted: dict[str, list[str]]) -> AggRequest:
     if not isinstance(sql, str) or not sql.strip() or len(sql) > 10_000:
         raise Refused("sql must be a non-empty string of at most 10000 characters", hint="SELECT … FROM … GROUP BY …")
     try:
         statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
-    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError):
+    except (sqlglot.errors.SqlglotError, RecursionError, ValueError):
         raise Refused("the SQL does not parse", hint="write one SELECT of dimensions and aggregates") from None
     if len(statements) != 1:
         raise Refused("exactly one statement is accepted", hint="send one SELECT, without ';' separated others")

@@ -120,6 +120,9 @@ ATTACKS = [
     "SELECT mobility_trips.mode, count(*) FROM mobility_trips GROUP BY mobility_trips.mode",
     "SELECT main.mode, count(*) FROM main.mobility_trips GROUP BY 1",
     "DROP TABLE t",
+    "SELECT count(*) FROM mobility_trips WHERE " + " AND ".join(["mode = 'bike'"] * 1500),
+    "SELECT count(*) FROM mobility_trips WHERE " + "(" * 3000 + "mode = 'bike'" + ")" * 3000,
+    "SELECT " + "-" * 5000 + "1",
     "",
     "SELEC",
 ]
@@ -153,6 +156,13 @@ STRUCTURED = [
     {"dataset": "energy_usage", "group_by": ["district"], "measures": ["count"]},
     {"dataset": "air_quality", "measures": ["count"]},
     {"sql": "SELECT count(*) FROM mobility_trips", "measures": ["count"]},
+    {"measures": [{"fn": "sum", "column": ["fare_krw"]}]},
+    {"measures": [{"fn": ["sum"], "column": "fare_krw"}]},
+    {"measures": ["count"], "where": [{"column": ["mode"], "op": "=", "value": "bike"}]},
+    {"measures": ["count"], "where": [{"column": "mode", "op": "in", "value": [["bike"]]}]},
+    {"measures": ["count"], "where": [{"column": "mode", "op": "in", "value": []}]},
+    {"measures": ["count"], "where": ["mode = 'bike'"]},
+    {"measures": [7]},
 ]
 
 
