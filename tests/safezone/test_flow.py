@@ -233,3 +233,44 @@ def test_a_dataset_with_nothing_landed_answers_empty(zone):
     assert total["rows"] == [[None]] and total["suppressed"][0]["reason"] == "persons_below_min"
     # no dataset named, two granted: which one?
     assert zone.ask(project["id"], key["key"], {"measures": ["count"]}).status_code == 403
+
+
+def test_refusals_are_audited_too(zone):
+    project, key = zone.project()
+    assert zone.ask(project, None, {"measures": ["count"]}).status_code == 401
+    assert zone.ask(project, key, {"sql": "SELECT * FROM mobility_trips"}).status_code == 400
+    assert zone.ask(project, key, {"sql": 5}).status_code == 400  # not even a valid body
+    log = [json.loads(line) for line in zone.get("/audit", zone.admin).text.splitlines()]
+    queries = [e for e in log if e["action"] == f"POST /api/v1/safezone/projects/{project}/queries"]
+    assert [e["decision"] for e in queries] == [
+        "refused 401 unauthorized",
+        "refused 400 query_refused",
+        "refused 400 bad_request",
+    ]
+    assert queries[0]["actor"] is None and queries[1]["actor"] == zone.users["analyst"]
+    assert "SELECT * FROM mobility_trips" in queries[1]["request"] and queries[1]["sql"] is None
+
+
+def test_complementary_suppression_along_both_dimensions():
+    import pyarrow as pa
+
+    from infra.settings import Settings
+    from serving.safezone.compile import AggRequest, Measure
+    from serving.safezone.disclosure import control
+
+    request = AggRequest("mobility_trips", ("r", "c"), (Measure("persons"),))
+    grid = {("x", "p"): 3, ("x", "q"): 40, ("x", "s"): 50, ("y", "p"): 30, ("y", "q"): 20, ("y", "s"): 60}
+    table = pa.Table.from_pylist([{"r": r, "c": c, "_rows": n, "_persons": n} for (r, c), n in grid.items()])
+    answer = control(table, request, Settings())
+    hidden = {(s["cell"]["r"], s["cell"]["c"]): s["reason"] for s in answer.suppressed}
+    assert hidden[("x", "p")] == "persons_below_min"
+    # row x needs a second cell hidden (x, q: fewest rows), column p too (y, p), and then column q (y, q)
+    assert hidden == {
+        ("x", "p"): "persons_below_min",
+        ("x", "q"): "complementary",
+        ("y", "p"): "complementary",
+        ("y", "q"): "complementary",
+    }
+    for line in (("x",), ("y",)):  # every line with a hidden cell has two, one of them of ≥ 10 persons
+        cells = [k for k in hidden if k[0] == line[0]]
+        assert len(cells) >= 2 and any(grid[k] >= 10 for k in cells)
