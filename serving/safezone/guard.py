@@ -55,7 +55,17 @@ def check(
     run(conn, "UPDATE guard_locks SET checks = checks + 1 WHERE dataset = :d", d=request.dataset)
     filters = request.canonical()["where"]
     new = [c for c in cells if not c["suppressed"]]
-    earlier = rows(conn, "SELECT dims, filters, persons FROM published_cells WHERE dataset = :d", d=request.dataset)
+    if not new:
+        return
+    # only remembered cells whose size is within k of a new cell's can be that close (see above)
+    low, high = min(c["persons"] for c in new) - k + 1, max(c["persons"] for c in new) + k - 1
+    earlier = rows(
+        conn,
+        "SELECT dims, filters, persons FROM published_cells WHERE dataset = :d AND persons BETWEEN :lo AND :hi",
+        d=request.dataset,
+        lo=low,
+        hi=high,
+    )
     pairs = []
     for cell in new:
         for old in earlier:
