@@ -300,6 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
+
+    from serving.safezone.cli import add_parsers as add_safezone_parsers
+
+    add_safezone_parsers(sub)
     return parser
 
 

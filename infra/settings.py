@@ -62,7 +62,8 @@ class Settings(BaseSettings):
         ge=2,
         description="Smallest group, in distinct persons, the safe zone treats as safe: the k-anonymity report of "
         "each landed partition counts the rows and persons in equivalence classes smaller than this, and the open "
-        "datasets derived from safe-zone data suppress cells of fewer persons.",
+        "datasets derived from safe-zone data suppress cells of fewer persons; so do safe-zone answers, and the "
+        "differencing guard refuses an answer whose cells differ from earlier ones by fewer persons.",
     )
     log_format: Literal["text", "json"] = Field(
         "text", description="CLI log lines: `text` for people, `json` (one object per line) for log shippers."
@@ -121,6 +122,35 @@ class Settings(BaseSettings):
         description="GX validation results kept per dataset in the Data Docs under /quality/ (older ones are "
         "dropped when a run adds its own; GX's index build re-reads all that are kept).",
     )
+
+    database_url: str | None = Field(
+        None,
+        description="Database of the safe zone's state (orgs, users, keys, projects, answers, exports, audit log), "
+        "an SQLAlchemy URL such as `postgresql://user:pass@host/db`. Unset: SQLite at HOME/state/safezone.db.",
+    )
+    safezone_max_days: int = Field(25, ge=1, description="Longest period, in days, a safe-zone project may ask for.")
+    safezone_dominance_one: float = Field(
+        0.5, gt=0, le=1, description="Dominance rule: a sum cell is suppressed when its largest contributor has more."
+    )
+    safezone_dominance_two: float = Field(
+        0.67,
+        gt=0,
+        le=1,
+        description="Dominance rule: a sum cell is suppressed when its two largest contributors have more.",
+    )
+    safezone_export_redact_max: int = Field(
+        7, ge=0, description="Export (반출) rule: a cell counting this many or fewer (rows or persons) is redacted."
+    )
+    safezone_export_round: int = Field(
+        5, ge=1, description="Export (반출) rule: counts are rounded to a multiple of this."
+    )
+    safezone_export_max_rows: int = Field(10_000, ge=1, description="Most rows an export may have (its CSV's cap).")
+    safezone_max_cells: int = Field(5_000, ge=1, description="Most cells one safe-zone answer may have.")
+    safezone_query_timeout_s: float = Field(
+        5.0, gt=0, description="Time limit of one safe-zone query in its sandbox, enforced with interrupt()."
+    )
+    safezone_memory_limit: str = Field("512MB", description="DuckDB memory_limit of each safe-zone query sandbox.")
+    safezone_threads: int = Field(1, ge=1, description="DuckDB threads of each safe-zone query sandbox.")
 
     @cached_property
     def root(self) -> Path:

@@ -7,6 +7,7 @@ router whose dependency refuses safe-zone datasets with 403 — enforced in one 
 
 from __future__ import annotations
 
+import json
 from contextlib import asynccontextmanager
 from datetime import date, datetime
 from typing import Annotated, Literal
@@ -36,6 +37,8 @@ from serving.metrics import install as install_metrics
 from serving.metrics import ledger_entries
 from serving.portal import install as install_portal
 from serving.quality_docs import install as install_quality_docs
+from serving.safezone.routes import public as safezone_public_router
+from serving.safezone.routes import router as safezone_router
 
 API = "/api/v1"
 
@@ -68,6 +71,13 @@ def _json_ready(table: pa.Table) -> list[dict]:
     """Rows with timestamps as ISO-8601 UTC strings and days as ISO dates (formatted column-wise by Arrow, not
     per row)."""
     return formats.json_rows(table)
+
+
+class FastJSON(JSONResponse):
+    """JSON of plain Python values (what Arrow's ``to_pylist`` gives after :func:`formats.json_rows`)."""
+
+    def render(self, content: object) -> bytes:
+        return json.dumps(content, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 router = APIRouter(prefix=f"{API}/datasets/{{dataset_id}}", dependencies=[Depends(open_dataset)], tags=["open data"])
@@ -122,7 +132,7 @@ def records(
         next_cursor = snapshots.encode_cursor(snapshot_id, fingerprint, rows_query.key_of(last))
         response.headers["Link"] = f'<{request.url.include_query_params(cursor=next_cursor)}>; rel="next"'
     rows = formats.json_rows(page.select(rows_query.fields))
-    return {
+    body = {
         "dataset": contract.id,
         "count": len(rows),
         "rows": rows,
@@ -130,6 +140,9 @@ def records(
         "next_cursor": next_cursor,
         "snapshot": snapshot_id,
     }
+    # Rows are JSON-ready already (Arrow formatted the times): rendered directly, not walked again value by
+    # value by FastAPI's encoder, which cost a page of 100 rows several milliseconds.
+    return FastJSON(body, headers=dict(response.headers))
 
 
 @router.get(
@@ -307,6 +320,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(aggregate_router)
     app.include_router(changes_router)
+    app.include_router(safezone_router)
+    app.include_router(safezone_public_router)
     # innermost first: ETags are computed on the plain body, gzip wraps it, the rate limit sees every request
     app.add_middleware(ConditionalGet, last_modified=lambda path: last_modified(settings, path))
     app.add_middleware(GzipExceptDownloads)

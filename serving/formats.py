@@ -325,9 +325,9 @@ def stream(
         timer.start()
         try:
             readers = (cur.sql(sql, params=params).to_arrow_reader(batch_size=BATCH_ROWS) for sql, params in parts)
-            first = next(readers)
-            batches = _until(time.monotonic() + limit, limit, record_batches(_chained(first, readers)))
-            yield from WRITERS[spec.format](spec, first.schema, batches)
+            reader = _chained(readers)
+            batches = _until(time.monotonic() + limit, limit, record_batches(reader))
+            yield from WRITERS[spec.format](spec, reader.schema, batches)
         except Exception as exc:
             if failure is not None:
                 failure.error = exc
@@ -342,15 +342,19 @@ def stream(
             timer.cancel()
 
 
-def _chained(first: pa.RecordBatchReader, rest: Iterator[pa.RecordBatchReader]) -> pa.RecordBatchReader:
-    """One reader over several, in order, every batch in the first one's schema."""
-    schema = first.schema
+def _chained(readers: Iterator[pa.RecordBatchReader]) -> pa.RecordBatchReader:
+    """One reader over several, in order, every batch in the first one's schema. Each part's reader is let go
+    as soon as it is read out: a part's result (a sorted day) must not stay alive while the next one streams."""
+    pending = [next(readers)]
+    schema = pending[0].schema
 
     def batches() -> Iterator[pa.RecordBatch]:
-        yield from first
-        for reader in rest:
+        reader: pa.RecordBatchReader | None = pending.pop()
+        while reader is not None:
             for batch in reader:
                 yield batch if batch.schema.equals(schema) else batch.cast(schema)
+            reader = None  # dropped before the next part's query runs
+            reader = next(readers, None)
 
     return pa.RecordBatchReader.from_batches(schema, batches())
 
