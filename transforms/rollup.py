@@ -406,15 +406,14 @@ class _Bins:
         # as many bins as keep the (group, bin) counts small: they are read back per row in the second pass
         count = max(1, min(MAX_BINS, HIST_CELLS // max(n_groups, 1)))
         sample = _sample(chunks)
+        sample = sample[np.isfinite(sample)]  # infinities fall into the end bins by the clipping
         if count == 1 or len(sample) == 0:
             return cls(0.0, 0.0, 1)
-        low, high = np.quantile(sample, [0.001, 0.999])  # an outlier must not squeeze the rest into one bin
-        span = high - low
-        if not np.isfinite(span) or span <= 0:
-            low, span = float(sample.min()), float(sample.max() - sample.min())
-        if not np.isfinite(span) or span <= 0:
-            return cls(float(low), 1.0, 2)  # one value: the low one in bin 0, anything above in bin 1
-        return cls(float(low), (count - 1) / span, count)
+        for low, high in (np.quantile(sample, [0.001, 0.999]), (sample.min(), sample.max())):
+            scale = (count - 1) / (high - low) if high > low else np.inf  # an outlier must not squeeze the rest
+            if np.isfinite(scale):
+                return cls(float(low), float(scale), count)
+        return cls(float(sample[0]), 1.0, 2)  # one value: it in bin 0, anything above in bin 1
 
     def cells(self, g: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Each value's (group, bin) cell: group × count + bin."""
