@@ -27,6 +27,7 @@ slower than DuckDB's exact one), and counting (group, value) pairs instead of so
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -121,10 +122,14 @@ def rollup(
     places = _places(table, spec, by)
     groups = _groups(batches, spec, grain, tz, places)
     workers = max(1, min(threads or os.cpu_count() or 1, len(spec.measures)))
+    local = threading.local()  # one set of scratch buffers per thread, reused for each measure it takes
+
+    def stats_of(measure: str) -> list[np.ndarray]:
+        scratch = local.__dict__.setdefault("scratch", _Scratch())
+        return _stats(groups.rows_of, groups.count, [b.column(measure) for b in batches], scratch)
+
     with ThreadPoolExecutor(workers) as pool:  # NumPy's loops release the GIL
-        stats = list(
-            pool.map(lambda m: _stats(groups.rows_of, groups.count, [b.column(m) for b in batches]), spec.measures)
-        )
+        stats = list(pool.map(stats_of, spec.measures))
     bucket, place = np.divmod(groups.keys, places.slots)
     columns = [_bucket_column(bucket, grain), places.names(place), pa.array(groups.rows)]
     for count, *values in stats:
@@ -275,10 +280,11 @@ def measure_stats(groups: np.ndarray, n_groups: int, column: pa.ChunkedArray | p
         [groups[s : s + CHUNK_ROWS].astype(np.int32) for s in starts],
         n_groups,
         [values.slice(s, CHUNK_ROWS) for s in starts],
+        _Scratch(),
     )
 
 
-def _stats(groups: list[np.ndarray], n_groups: int, chunks: list[pa.Array]) -> list[np.ndarray]:
+def _stats(groups: list[np.ndarray], n_groups: int, chunks: list[pa.Array], scratch: _Scratch) -> list[np.ndarray]:
     """count, mean, min, max, p95 per group of one measure, given in batches (``groups[i]`` for ``chunks[i]``).
 
     Exact order statistics without sorting the column (selection by histogram): every value gets a bin, a
@@ -286,11 +292,11 @@ def _stats(groups: list[np.ndarray], n_groups: int, chunks: list[pa.Array]) -> l
     order inside each bin. One pass counts (group, bin) cells and sums; the cumulative counts then name, for
     each group, the cells holding its ranks 0, ⌊h⌋, ⌈h⌉ and n − 1 (h = 0.95 × (n − 1)); a second pass keeps
     only the rows in those cells — a few per cent — and sorting just them gives the order statistics exactly.
-    Both passes go batch by batch so that their temporaries stay in the CPU caches: fresh memory is what
-    costs most at 10M rows."""
+    Both passes go batch by batch through ``scratch``'s buffers: the same few cache-sized arrays for every
+    batch and measure, because fresh memory (page faults) costs more here than the arithmetic."""
     bins = _Bins.of(chunks, n_groups)
-    hist, sums = _histogram(groups, chunks, bins, n_groups)
-    before = np.empty(len(hist) + 1, np.int64)
+    hist, sums = _histogram(groups, chunks, bins, n_groups, scratch)
+    before = scratch.array("before", len(hist) + 1, np.int64)
     _cumulative(hist, before)
     count = np.diff(before[:: bins.count])
     has = count > 0
@@ -305,11 +311,12 @@ def _stats(groups: list[np.ndarray], n_groups: int, chunks: list[pa.Array]) -> l
     at = {"lo": start + lo, "hi": start + hi, "min": start, "max": start + count[has] - 1}
     cell = {rank: np.searchsorted(before, p, side="right") - 1 for rank, p in at.items()}
     inside = {rank: at[rank] - before[cell[rank]] for rank in ("lo", "hi")}  # position within its cell
-    flags = np.zeros(len(hist), np.uint8)
+    flags = scratch.array("flags_by_cell", len(hist), np.uint8)
+    flags[:] = 0
     flags[cell["lo"]] = flags[cell["hi"]] = _ORDER
     flags[cell["min"]] |= _EXTREME
     flags[cell["max"]] |= _EXTREME
-    ordered, extreme = _kept(groups, chunks, bins, flags)
+    ordered, extreme = _kept(groups, chunks, bins, flags, scratch)
     least, most = _least_and_most(extreme, has)
     g, x = ordered
     x = x[np.lexsort((x, g))]  # the kept rows in (group, value) order
@@ -320,14 +327,15 @@ def _stats(groups: list[np.ndarray], n_groups: int, chunks: list[pa.Array]) -> l
 
 
 def _histogram(
-    groups: list[np.ndarray], chunks: list[pa.Array], bins: _Bins, n_groups: int
+    groups: list[np.ndarray], chunks: list[pa.Array], bins: _Bins, n_groups: int, scratch: _Scratch
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rows per (group, bin) cell and the sum of the values per group (first pass)."""
     one = np.int32(1) if sum(map(len, chunks)) < 2**31 else np.int64(1)
-    hist = np.zeros(n_groups * bins.count, one.dtype)
+    hist = scratch.array("hist", n_groups * bins.count, one.dtype)
+    hist[:] = 0
     sums = np.zeros(n_groups)
-    for g, x in _valid(groups, chunks):
-        np.add.at(hist, bins.cells(g, x), one)  # of the same type as hist: NumPy's fast path
+    for i, (g, x) in enumerate(_valid(groups, chunks, scratch)):
+        np.add.at(hist, bins.cells(g, x, scratch.batch_cells(i, len(x)), scratch), one)  # same type as hist: fast path
         np.add.at(sums, g, x)
     return hist, sums
 
@@ -357,16 +365,16 @@ _ORDER, _EXTREME = np.uint8(1), np.uint8(2)  # a cell holds a rank ⌊h⌋ or �
 
 
 def _kept(
-    groups: list[np.ndarray], chunks: list[pa.Array], bins: _Bins, flags: np.ndarray
+    groups: list[np.ndarray], chunks: list[pa.Array], bins: _Bins, flags: np.ndarray, scratch: _Scratch
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """(groups, values) of the rows in flagged cells: those in ``_ORDER`` cells (to be sorted) and those in
     ``_EXTREME`` cells (for min and max, not sorted: a group's first cell may hold most of its rows)."""
     ordered: list[tuple[np.ndarray, np.ndarray]] = []
     extreme: list[tuple[np.ndarray, np.ndarray]] = []
-    for g, x in _valid(groups, chunks):
-        flag = flags[bins.cells(g, x)]
-        keep = flag != 0
-        if not keep.any():
+    for i, (g, x) in enumerate(_valid(groups, chunks, scratch)):
+        flag = np.take(flags, scratch.batch_cells(i, len(x)), out=scratch.flags[: len(x)])  # cells of pass 1
+        keep = np.flatnonzero(flag)
+        if not len(keep):
             continue
         g, x, flag = g[keep], x[keep], flag[keep]
         for wanted, into in ((_ORDER, ordered), (_EXTREME, extreme)):
@@ -379,13 +387,20 @@ def _joined(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.
     return np.concatenate([g for g, _ in parts]), np.concatenate([x for _, x in parts])
 
 
-def _valid(groups: list[np.ndarray], chunks: list[pa.Array]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(groups, values) of each batch without its nulls and NaNs."""
+def _valid(
+    groups: list[np.ndarray], chunks: list[pa.Array], scratch: _Scratch
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(groups, values as float64) of each batch without its nulls and NaNs; the values may live in
+    ``scratch`` until the next batch."""
     for g, chunk in zip(groups, chunks, strict=True):
-        x = _floats(chunk)
-        if chunk.null_count or np.isnan(x).any():
-            keep = ~np.isnan(x)
-            g, x = g[keep], x[keep]
+        if chunk.null_count == 0 and pa.types.is_integer(chunk.type):
+            x = scratch.values[: len(chunk)]
+            np.copyto(x, chunk.to_numpy())  # zero-copy view, converted into the buffer: no NaN possible
+        else:
+            x = _floats(chunk)
+            if chunk.null_count or np.isnan(np.sum(x)):  # a NaN (or ∞ − ∞) makes the sum NaN: no mask needed
+                keep = ~np.isnan(x)
+                g, x = g[keep], x[keep]
         if len(x):
             yield g, x
 
@@ -403,8 +418,8 @@ class _Bins:
 
     @classmethod
     def of(cls, chunks: list[pa.Array], n_groups: int) -> _Bins:
-        # as many bins as keep the (group, bin) counts small: they are read back per row in the second pass
-        count = max(1, min(MAX_BINS, HIST_CELLS // max(n_groups, 1)))
+        cells = min(HIST_CELLS, max(1, sum(map(len, chunks)) // 8))  # zeroed and summed per measure: keep few
+        count = max(1, min(MAX_BINS, cells // max(n_groups, 1)))
         sample = _sample(chunks)
         sample = sample[np.isfinite(sample)]  # infinities fall into the end bins by the clipping
         if count == 1 or len(sample) == 0:
@@ -415,25 +430,52 @@ class _Bins:
                 return cls(float(low), float(scale), count)
         return cls(float(sample[0]), 1.0, 2)  # one value: it in bin 0, anything above in bin 1
 
-    def cells(self, g: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """Each value's (group, bin) cell: group × count + bin."""
+    def cells(self, g: np.ndarray, x: np.ndarray, cell: np.ndarray, scratch: _Scratch) -> np.ndarray:
+        """Each value's (group, bin) cell, group × count + bin, written into ``cell`` (int32: cells are few)."""
+        np.multiply(g, self.count, out=cell)
         if self.count == 1:
-            return g.astype(np.intp)
-        b = x - self.low
-        b *= self.scale
+            return cell
+        b, whole = scratch.bins[: len(x)], scratch.whole_bins[: len(x)]
+        np.subtract(x, self.low, out=b)
+        np.multiply(b, self.scale, out=b)
         np.clip(b, 0, self.count - 1, out=b)  # NaN never comes here (see _valid)
-        cell = b.astype(np.intp)  # truncation: the floor of a non-negative number
-        cell += g * self.count
+        np.copyto(whole, b, casting="unsafe")  # truncation: the floor of a non-negative number
+        np.add(cell, whole, out=cell)
         return cell
 
 
 def _sample(chunks: list[pa.Array], size: int = 1 << 16) -> np.ndarray:
-    """About ``size`` non-null values spread over the column (every k-th value of a few batches)."""
-    step = max(1, len(chunks) // 16)
-    picked = [_floats(c) for c in chunks[::step]]
-    stride = max(1, sum(map(len, picked)) // size)
-    values = np.concatenate([x[::stride] for x in picked]) if picked else np.empty(0)
+    """About ``size`` non-null values spread over the column: a run from the middle of every batch (slices
+    are free; only they are converted)."""
+    take = max(1, size // max(len(chunks), 1))
+    runs = [_floats(c.slice(max(0, (len(c) - take) // 2), take)) for c in chunks]
+    values = np.concatenate(runs) if runs else np.empty(0)
     return values[~np.isnan(values)]
+
+
+class _Scratch:
+    """Buffers of one batch's length, reused by every batch and measure of a thread."""
+
+    def __init__(self, rows: int = CHUNK_ROWS):
+        self.values = np.empty(rows)
+        self.bins = np.empty(rows)
+        self.whole_bins = np.empty(rows, np.int32)
+        self.flags = np.empty(rows, np.uint8)
+        self._arrays: dict[str, np.ndarray] = {}
+        self._cells: list[np.ndarray] = []
+
+    def batch_cells(self, i: int, rows: int) -> np.ndarray:
+        """The (group, bin) cells of a measure's i-th batch: written by the first pass, read by the second."""
+        while len(self._cells) <= i:
+            self._cells.append(np.empty(len(self.values), np.int32))
+        return self._cells[i][:rows]
+
+    def array(self, name: str, size: int, dtype: type) -> np.ndarray:
+        """A reused array of at least ``size`` elements (its first ``size``; contents left as they were)."""
+        have = self._arrays.get(name)
+        if have is None or len(have) < size or have.dtype != dtype:
+            have = self._arrays[name] = np.empty(size, dtype)
+        return have[:size]
 
 
 def _floats(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
