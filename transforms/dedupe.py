@@ -21,9 +21,9 @@ def mark_duplicates(table: pa.Table, keys: list[str], seen: pa.Table | None = No
     partition, offset) or in ``seen`` (keys already landed). Rows failing to decode, or with a null key, are
     left alone (null).
 
-    A hash group-by over the identity finds each identity's first row: the smallest Kafka position, packed
-    with the row number into one int64 so that ``min`` names the row; every other valid row is a later copy.
-    Only the identity columns and that position are hashed — no sort, no window over the table's columns
+    Each identity's first row is the one with the smallest Kafka position, packed with the row number into
+    one int64 so that the minimum names the row (:func:`_first_positions`); every other valid row is a later
+    copy. Only the identity columns and that position are touched — no window over the table's columns
     (ranking every column through a DuckDB window cost 9× pandas at 10M rows)."""
     if DUPLICATE in table.column_names:
         table = table.drop_columns([DUPLICATE])
@@ -34,14 +34,68 @@ def mark_duplicates(table: pa.Table, keys: list[str], seen: pa.Table | None = No
     if valid is not None:
         identities = identities.filter(valid)
     later = np.ones(table.num_rows, bool) if valid is None else valid.to_numpy(zero_copy_only=False).copy()
-    firsts = identities.group_by(keys).aggregate([("_first", "min")])
-    later[_rows_of(firsts.column("_first_min"), table.num_rows)] = False
+    later[_rows_of(_first_positions(identities, keys), table.num_rows)] = False
     if seen is not None and seen.num_rows:
         prior = seen.select(keys).cast(identities.select(keys).schema)
         landed = identities.join(prior, keys, join_type="left semi")
         later[_rows_of(landed.column("_first"), table.num_rows)] = True
     flag = pa.array(later, mask=~later)  # true on later copies, null on every other row
     return table.append_column(pa.field(DUPLICATE, pa.bool_()), flag)
+
+
+def _first_positions(identities: pa.Table, keys: list[str]) -> np.ndarray | pa.ChunkedArray:
+    """The smallest ``_first`` of each identity.
+
+    When the identity packs into one int64 (a code per key), NumPy sorts the packed identities — an
+    identity's rows become a run — and takes each run's minimum: several times faster than Arrow's hash
+    group-by over millions of distinct identities, and no Arrow memory. Otherwise the hash group-by."""
+    packed = _packed(identities, keys)
+    if packed is None:
+        return identities.group_by(keys).aggregate([("_first", "min")]).column("_first_min")
+    first = _int64s(identities.column("_first"))
+    order = np.argsort(packed)
+    packed = packed[order]
+    runs = np.flatnonzero(np.concatenate([[True], packed[1:] != packed[:-1]]))  # where each identity starts
+    return np.minimum.reduceat(first[order], runs)
+
+
+def _packed(identities: pa.Table, keys: list[str]) -> np.ndarray | None:
+    """Each row's identity as one int64 (a code per key, side by side in its bits), or None when a key is
+    not of a packable type or the codes need more than 63 bits."""
+    if identities.num_rows == 0:
+        return None
+    codes = []
+    for key in keys:
+        column = identities.column(key)
+        code = _codes(column.combine_chunks() if column.num_chunks != 1 else column.chunk(0))
+        if code is None:
+            return None
+        codes.append(code)
+    widths = [max(1, int(c.max()).bit_length()) for c in codes]
+    if sum(widths) > 63:
+        return None
+    packed = np.zeros(identities.num_rows, np.int64)
+    for code, width in zip(codes, widths, strict=True):
+        packed <<= width
+        packed |= code
+    return packed
+
+
+def _codes(values: pa.Array) -> np.ndarray | None:
+    """Non-negative int64 codes equal exactly where the values are (no nulls: invalid rows are gone)."""
+    if values.null_count:
+        return None
+    if pa.types.is_dictionary(values.type):
+        dictionary = values.dictionary
+        if len(pc.unique(dictionary)) < len(dictionary):  # a value under two indices: codes would differ
+            return None
+        return values.indices.to_numpy().astype(np.int64)
+    if pa.types.is_integer(values.type) or pa.types.is_temporal(values.type):
+        width = pa.int64() if values.type.bit_width == 64 else pa.int32()
+        numbers = values.view(width).to_numpy().astype(np.int64)
+        return numbers - numbers.min()
+    encoded = pc.dictionary_encode(values)  # strings and the rest: a code per distinct value
+    return encoded.indices.to_numpy().astype(np.int64)
 
 
 def _valid(table: pa.Table, keys: list[str]) -> pa.ChunkedArray | pa.Array | None:
@@ -88,10 +142,10 @@ def _positions(table: pa.Table) -> np.ndarray:
     return packed
 
 
-def _rows_of(positions: pa.ChunkedArray | pa.Array, n: int) -> np.ndarray:
+def _rows_of(positions: np.ndarray | pa.ChunkedArray | pa.Array, n: int) -> np.ndarray:
     """The row numbers packed into positions made by :func:`_positions`."""
     low = (1 << max(1, (n - 1).bit_length())) - 1
-    values = positions.to_numpy() if isinstance(positions, pa.Array) else _int64s(positions)
+    values = positions if isinstance(positions, np.ndarray) else _int64s(positions)
     return values & low
 
 
