@@ -379,14 +379,15 @@ def _kept(
     ``_EXTREME`` cells (for min and max, not sorted: a group's first cell may hold most of its rows)."""
     ordered: list[tuple[np.ndarray, np.ndarray]] = []
     extreme: list[tuple[np.ndarray, np.ndarray]] = []
+    wanted = np.not_equal(flags, 0, out=scratch.array("wanted_by_cell", len(flags), np.bool_))
     for i, (g, x) in enumerate(_valid(groups, chunks, scratch)):
-        flag = np.take(flags, scratch.batch_cells(i, len(x)), out=scratch.flags[: len(x)])  # cells of pass 1
-        keep = np.flatnonzero(flag)
+        cells = scratch.batch_cells(i, len(x))  # written by the first pass
+        keep = np.flatnonzero(np.take(wanted, cells, out=scratch.keep[: len(x)]))  # nonzero is 2× faster on bool
         if not len(keep):
             continue
-        g, x, flag = g[keep], x[keep], flag[keep]
-        for wanted, into in ((_ORDER, ordered), (_EXTREME, extreme)):
-            mask = (flag & wanted) != 0
+        g, x, flag = g[keep], x[keep], flags[cells[keep]]
+        for kind, into in ((_ORDER, ordered), (_EXTREME, extreme)):
+            mask = (flag & kind) != 0
             into.append((g[mask], x[mask]))
     return _joined(ordered), _joined(extreme)
 
@@ -468,7 +469,7 @@ class _Scratch:
         self.values = np.empty(rows)
         self.bins = np.empty(rows)
         self.whole_bins = np.empty(rows, np.int32)
-        self.flags = np.empty(rows, np.uint8)
+        self.keep = np.empty(rows, np.bool_)
         self._arrays: dict[str, np.ndarray] = {}
         self._cells: list[np.ndarray] = []
 
