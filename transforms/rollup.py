@@ -133,8 +133,9 @@ def rollup(
     local = threading.local()  # one set of scratch buffers per thread, reused for each measure it takes
 
     def stats_of(measure: str) -> list[np.ndarray]:
-        scratch = local.__dict__.setdefault("scratch", _Scratch())
-        return _stats(groups.rows_of, groups.count, [b.column(measure) for b in batches], scratch)
+        if not hasattr(local, "scratch"):
+            local.scratch = _Scratch()
+        return _stats(groups.rows_of, groups.count, [b.column(measure) for b in batches], local.scratch)
 
     with ThreadPoolExecutor(workers) as pool:  # NumPy's loops release the GIL
         stats = list(pool.map(stats_of, spec.measures))
@@ -313,12 +314,7 @@ def _stats(groups: list[np.ndarray], n_groups: int, chunks: list[pa.Array], scra
     if not has.any():
         return [count, *(np.full(n_groups, np.nan) for _ in STATS[1:])]
     h = P95 * np.maximum(count - 1, 0)
-    lo, hi = np.floor(h).astype(np.int64)[has], np.ceil(h).astype(np.int64)[has]
-    # each wanted rank's position in the whole (group, value) order, and the cell holding it
-    start = before[: -1 : bins.count][has]
-    at = {"lo": start + lo, "hi": start + hi, "min": start, "max": start + count[has] - 1}
-    cell = {rank: np.searchsorted(before, p, side="right") - 1 for rank, p in at.items()}
-    inside = {rank: at[rank] - before[cell[rank]] for rank in ("lo", "hi")}  # position within its cell
+    cell, inside = _ranked_cells(before, bins.count, count, has, h)
     flags = scratch.array("flags_by_cell", len(hist), np.uint8)
     flags[:] = 0
     flags[cell["lo"]] = flags[cell["hi"]] = _ORDER
@@ -332,6 +328,23 @@ def _stats(groups: list[np.ndarray], n_groups: int, chunks: list[pa.Array], scra
     _cumulative(hist, before)  # now: kept rows in the cells before each cell
     value = {rank: _scatter(x[before[cell[rank]] + inside[rank]], has) for rank in ("lo", "hi")}
     return [count, mean, least, most, value["lo"] + (value["hi"] - value["lo"]) * (h - np.floor(h))]
+
+
+def _ranked_cells(
+    before: np.ndarray, width: int, count: np.ndarray, has: np.ndarray, h: np.ndarray
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """For the groups in ``has``: the cell holding each wanted rank (⌊h⌋, ⌈h⌉, first, last), and for ⌊h⌋
+    and ⌈h⌉ the rank's position inside its cell. A rank's position in the whole (group, value) order is the
+    group's start plus the rank; the cell holding it is found among the cumulative counts ``before``."""
+    start = before[:-1:width][has]
+    at = {
+        "lo": start + np.floor(h).astype(np.int64)[has],
+        "hi": start + np.ceil(h).astype(np.int64)[has],
+        "min": start,
+        "max": start + count[has] - 1,
+    }
+    cell = {rank: np.searchsorted(before, p, side="right") - 1 for rank, p in at.items()}
+    return cell, {rank: at[rank] - before[cell[rank]] for rank in ("lo", "hi")}
 
 
 def _histogram(
