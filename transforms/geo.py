@@ -35,9 +35,18 @@ STATIONS = Path(__file__).resolve().parent.parent / "catalog" / "stations" / "se
 
 def cell_indices(lon: pa.Array | pa.ChunkedArray, lat: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """(east, north) cell indices as float arrays (NaN where a coordinate is null)."""
-    x = (_numpy(lon) - GRID_ORIGIN[0]) * _M_PER_DEG_LON / CELL_M
-    y = (_numpy(lat) - GRID_ORIGIN[1]) * _M_PER_DEG_LAT / CELL_M
-    return np.floor(x), np.floor(y)
+    return _cell_index(_numpy(lon), GRID_ORIGIN[0], _M_PER_DEG_LON), _cell_index(
+        _numpy(lat), GRID_ORIGIN[1], _M_PER_DEG_LAT
+    )
+
+
+def _cell_index(degrees: np.ndarray, origin: float, metres_per_degree: float) -> np.ndarray:
+    """floor((degrees − origin) × metres_per_degree / CELL_M), in place on one new array (the same rounding
+    step by step as the expression; fewer temporaries)."""
+    x = degrees - origin
+    x *= metres_per_degree
+    x /= CELL_M
+    return np.floor(x, out=x)
 
 
 def grid_cell(lon: pa.Array | pa.ChunkedArray, lat: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -52,14 +61,27 @@ def grid_cell(lon: pa.Array | pa.ChunkedArray, lat: pa.Array | pa.ChunkedArray) 
 
 def district(lon: pa.Array | pa.ChunkedArray, lat: pa.Array | pa.ChunkedArray) -> pa.Array:
     """The Seoul district of each point (dictionary-encoded strings), via its 250 m cell; null outside Seoul."""
-    lookup, (e0, n0), names = _district_raster()
-    east, north = cell_indices(lon, lat)
-    i, j = east - e0, north - n0
-    inside = ~(np.isnan(i) | np.isnan(j)) & (i >= 0) & (j >= 0) & (i < lookup.shape[0]) & (j < lookup.shape[1])
-    codes = np.full(len(east), -1, dtype=np.int32)
-    codes[inside] = lookup[i[inside].astype(np.int64), j[inside].astype(np.int64)]
+    codes = district_codes(*cell_indices(lon, lat))
     indices = pa.array(codes, mask=codes < 0)
-    return pa.DictionaryArray.from_arrays(indices, pa.array(names, pa.string()))
+    return pa.DictionaryArray.from_arrays(indices, pa.array(district_names(), pa.string()))
+
+
+def district_names() -> list[str]:
+    """The districts, in the order of :func:`district_codes`."""
+    return _district_raster()[2]
+
+
+def district_codes(east: np.ndarray, north: np.ndarray) -> np.ndarray:
+    """The district code (index into :func:`district_names`) of each cell given by its indices, as int32; −1
+    outside Seoul or where an index is NaN (no coordinates)."""
+    raster, (e0, n0) = _bordered_raster()
+    width, height = raster.shape
+    # indices clamped onto the raster's border of −1 (fmax/fmin also send NaN there): no masks, one gather
+    i = np.fmin(np.fmax(east - e0, 0), width - 1)
+    j = np.fmin(np.fmax(north - n0, 0), height - 1)
+    i *= height
+    i += j
+    return np.take(raster.ravel(), i.astype(np.intp))
 
 
 def with_cell_and_district(table: pa.Table, lon: str = "lon", lat: str = "lat") -> pa.Table:
@@ -97,7 +119,16 @@ def _district_raster() -> tuple[np.ndarray, tuple[float, float], list[str]]:
     return raster, (float(e0[0]), float(n0[0])), names
 
 
+@functools.cache
+def _bordered_raster() -> tuple[np.ndarray, tuple[float, float]]:
+    """The district raster with a border of −1 cells around it, and the cell indices of its first cell."""
+    lookup, (e0, n0), _ = _district_raster()
+    return np.pad(lookup, 1, constant_values=-1), (e0 - 1, n0 - 1)
+
+
 def _numpy(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
+    if values.type == pa.float64() and values.null_count == 0:
+        return values.to_numpy()  # zero-copy; read only
     return pc.fill_null(values.cast(pa.float64()), float("nan")).to_numpy(zero_copy_only=False)

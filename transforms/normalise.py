@@ -43,13 +43,14 @@ def local_wall_clock_us(utc_us: np.ndarray, tz: str) -> np.ndarray:
     if len(utc_us) == 0:
         return utc_us.copy()
     zone = ZoneInfo(tz)
-    quarters = utc_us // US_PER_QUARTER
-    first, last = int(quarters.min()), int(quarters.max())
+    # the span's quarters from its ends (floor division is monotone): no per-row division when one offset holds
+    first, last = int(utc_us.min()) // US_PER_QUARTER, int(utc_us.max()) // US_PER_QUARTER
     if last - first < _MAX_QUARTERS:
         offsets = _offsets_us(np.arange(first, last + 1), zone)
         if (offsets == offsets[0]).all():
             return utc_us + offsets[0]  # one offset over the whole span: a single addition
-        return utc_us + offsets[quarters - first]
+        return utc_us + offsets[utc_us // US_PER_QUARTER - first]
+    quarters = utc_us // US_PER_QUARTER
     distinct, inverse = np.unique(quarters, return_inverse=True)
     return utc_us + _offsets_us(distinct, zone)[inverse]
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import numpy as np
 import pyarrow as pa
+import pytest
 
 from transforms.dedupe import DUPLICATE, first_copies, mark_duplicates
 
@@ -30,3 +34,51 @@ def test_later_copies_are_marked_and_nothing_else_changes():
 def test_a_batch_without_repeats_still_gets_the_marker_column():
     marked = mark_duplicates(_table(["a", "b"], [None, None]), ["k"])
     assert marked.column(DUPLICATE).null_count == 2
+
+
+def _reference(table: pa.Table, keys: list[str], seen: set[tuple]) -> list[bool | None]:
+    """Plain Python: walk the valid rows in Kafka order (partition, offset, row); the first of an identity
+    not landed before stays unmarked."""
+    rows = table.to_pylist()
+    first: set[tuple] = set()
+    flags: list[bool | None] = [None] * len(rows)
+    order = sorted(range(len(rows)), key=lambda i: (rows[i]["_partition"], rows[i]["_offset"], i))
+    for i in order:
+        identity = tuple(rows[i][k] for k in keys)
+        if rows[i]["_decode_error"] is not None or None in identity:
+            continue
+        if identity in seen or identity in first:
+            flags[i] = True
+        first.add(identity)
+    return flags
+
+
+@pytest.mark.parametrize("offset_base", [0, 2**61])  # 2**61: positions too wide to pack, ranked instead
+def test_the_first_copy_in_kafka_order_stays_unmarked(offset_base: int):
+    rng = np.random.default_rng(11)
+    for trial in range(40):
+        n = int(rng.integers(1, 80))
+        keys = pa.array([f"s{v}" for v in rng.integers(0, 6, n)], mask=rng.random(n) < 0.1)
+        table = pa.table(
+            {
+                "k": keys.dictionary_encode() if trial % 2 else keys,  # pseudonyms are stored dictionary-encoded
+                "t": pa.array((rng.integers(0, 3, n) * 1_000_000).tolist(), pa.timestamp("us", tz="UTC")),
+                "_decode_error": pa.array([("bad" if r < 0.1 else None) for r in rng.random(n)], pa.string()),
+                "_partition": pa.array(rng.integers(0, 3, n), pa.int32()),  # rows of partitions interleaved
+                "_offset": pa.array(rng.permutation(n) + offset_base, pa.int64()),
+            }
+        )
+        landed = {(f"s{v}", w) for v, w in zip(rng.integers(0, 6, 2), rng.integers(0, 3, 2), strict=True)}
+        seen = pa.table(
+            {
+                "k": [k for k, _ in landed],
+                "t": pa.array([int(w) * 1_000_000 for _, w in landed], pa.timestamp("us", tz="UTC")),
+            }
+        )
+        marked = mark_duplicates(table, ["k", "t"], seen if trial % 3 else None)
+        want = _reference(table, ["k", "t"], {(k, _ts(w)) for k, w in landed} if trial % 3 else set())
+        assert marked.column(DUPLICATE).to_pylist() == want, trial
+
+
+def _ts(step: int) -> datetime:
+    return datetime.fromtimestamp(int(step), UTC)

@@ -155,3 +155,50 @@ def test_empty_input_gives_the_schema():
     spec = rollup_spec(AIR)
     empty = pa.schema([pa.field(c, AIR.schema.field(c).type) for c in spec.columns]).empty_table()
     assert rollup(empty, spec, "day", "cell").schema == output_schema(spec, "day", "cell")
+
+
+def _order_stats_by_hand(values: list[float]) -> tuple[float, float, float]:
+    """min, max, p95 from the sorted values: linear between ranks ⌊h⌋ and ⌈h⌉, h = 0.95 × (n − 1)."""
+    ordered = sorted(values)
+    h = 0.95 * (len(ordered) - 1)
+    low, high = ordered[math.floor(h)], ordered[math.ceil(h)]
+    return ordered[0], ordered[-1], low + (high - low) * (h - math.floor(h))
+
+
+@pytest.mark.parametrize(
+    "kind", ["piled_at_zero", "one_outlier", "constant", "infinite", "integers", "many_small_groups", "all_null"]
+)
+def test_order_statistics_stay_exact_whatever_the_values_bins_see(kind: str):
+    """The histogram selection bins values by a sampled range: piles, outliers, infinities, a single value and
+    groups too many for fine bins change how many rows it keeps, never the answer."""
+    rng = np.random.default_rng(len(kind))
+    n, n_groups = 40_000, 4_000 if kind == "many_small_groups" else 37
+    values = rng.normal(50, 10, n).round(1)
+    if kind == "piled_at_zero":
+        values[rng.random(n) < 0.7] = 0.0  # like rain: most readings are exactly zero
+    elif kind == "one_outlier":
+        values[123] = 1e12
+    elif kind == "constant":
+        values[:] = 3.25
+    elif kind == "infinite":
+        values[::997], values[5::1009] = np.inf, -np.inf
+    elif kind == "integers":
+        values = rng.poisson(3, n)
+    groups = rng.integers(0, n_groups, n)
+    column = pa.array(values, mask=rng.random(n) < (1.0 if kind == "all_null" else 0.05))
+    count, mean, least, most, p95 = measure_stats(groups, n_groups + 1, column)
+    by_group = defaultdict(list)
+    for v, g in zip(column.to_pylist(), groups, strict=True):
+        if v is not None:
+            by_group[g].append(float(v))
+    for g in range(n_groups + 1):
+        picked = by_group.get(g, [])
+        assert count[g] == len(picked)
+        if not picked:
+            assert np.isnan([mean[g], least[g], most[g], p95[g]]).all()
+            continue
+        want = _order_stats_by_hand(picked)
+        assert (least[g], most[g]) == want[:2], (g, kind)
+        assert (np.isnan(p95[g]) and math.isnan(want[2])) or math.isclose(p95[g], want[2], rel_tol=1e-12), (g, kind)
+        if np.isfinite(picked).all():
+            assert math.isclose(mean[g], statistics.fmean(picked), rel_tol=1e-12, abs_tol=1e-9)
