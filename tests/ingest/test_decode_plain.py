@@ -12,18 +12,9 @@ from ingest.decode import RawRecords, decode_batch, raw_batch
 from ingest.produce import records_from_file
 from ingest.simulate import simulate
 from tests.conftest import FIXTURES
+from tests.ingest.test_fiware_golden import MODELS
 
 NOW_MS = int(time.time() * 1000)  # the simulator's readings are of the last hours
-MODELS = {
-    "air_quality": "AirQualityObserved",
-    "traffic_flow": "TrafficFlowObserved",
-    "parking_spots": "ParkingSpot",
-    "weather_observed": "WeatherObserved",
-    "noise_level": "NoiseLevelObserved",
-    "streetlights": "Streetlight",
-    "waste_containers": "WasteContainer",
-    "water_quality": "WaterQualityObserved",
-}
 # keyValues shapes the general query handles on its own paths: a location as a list, a string, a Point with
 # text coordinates, a MultiPoint, a bare number; markers, nulls, arrays of values, nested objects that are no
 # NGSI attribute, wrong types, an entity of another type, not an object at all.
