@@ -6,7 +6,7 @@ Parquet file per partition, date and offset range under ``clean/traffic_flow/dat
 process of its own (``cityhub serve``; nothing is cached between requests: a client sending no
 ``If-None-Match`` gets every answer computed afresh), and each named query is timed
 
-* through the API with httpx, the client reading every byte of the answer, and
+* through the API with one httpx client (its connection kept alive), reading every byte of the answer, and
 * directly in DuckDB (a fresh in-process database with the server's thread count) over the same files, the
   result fully materialised — Arrow for JSON queries, ``COPY … TO '/dev/null'`` for the downloads;
 
@@ -194,14 +194,13 @@ def _duckdb_ms(sql: str, params: list) -> float:
         con.close()
 
 
-def _api_ms(url: str, path: str, params: dict) -> float:
-    with httpx.Client(base_url=url, timeout=1800) as client:
-        start = time.perf_counter()
-        _api(client, path, params)
-        return (time.perf_counter() - start) * 1000
+def _api_ms(client: httpx.Client, path: str, params: dict) -> float:
+    start = time.perf_counter()
+    _api(client, path, params)
+    return (time.perf_counter() - start) * 1000
 
 
-def _rss_growth(server: Server, path: str, params: dict) -> float:
+def _rss_growth(server: Server, client: httpx.Client, path: str, params: dict) -> float:
     before = server.rss_mb()
     peak = [before]
     done = threading.Event()
@@ -214,7 +213,7 @@ def _rss_growth(server: Server, path: str, params: dict) -> float:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
-        _api_ms(server.url, path, params)
+        _api_ms(client, path, params)
     finally:
         done.set()
         sampler.join()
@@ -273,20 +272,23 @@ def bench_serve(rows: int = 10_000_000, runs: int = 5, clients: int = 50, load_s
         day_start = middle.replace(hour=0, minute=0, second=0, microsecond=0)
         queries = _queries(settings, day_start, day_start + timedelta(days=1))
         server = Server(Path(home))
+        # one client, its connection kept alive between requests, as an application's HTTP client does
+        client = httpx.Client(base_url=server.url, timeout=1800)
         try:
-            _api_ms(server.url, *queries["records_time_page"][:2])  # warm the server's imports and caches
+            _api_ms(client, *queries["records_time_page"][:2])  # warm the server's imports and caches
             results = {}
             for name, (path, params, sql, sql_params) in queries.items():
                 api, direct = [], []
                 for _ in range(runs if not name.startswith("download") else max(1, runs // 2)):
-                    api.append(_api_ms(server.url, path, params))
+                    api.append(_api_ms(client, path, params))
                     direct.append(_duckdb_ms(sql, sql_params))
                 a, d = statistics.median(api), statistics.median(direct)
                 results[name] = {"api_ms": round(a, 1), "duckdb_ms": round(d, 1), "ratio": round(a / d, 3)}
-            growth = _rss_growth(server, *queries["download_csv"][:2])
+            growth = _rss_growth(server, client, *queries["download_csv"][:2])
             hours = [first + timedelta(hours=h) for h in range(int((last - first).total_seconds() // 3600))]
             load = _load(server.url, hours, clients, load_s)
         finally:
+            client.close()
             server.stop()
     return {
         "suite": "serve",

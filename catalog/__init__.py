@@ -7,6 +7,7 @@ the ones computed from another dataset's clean zone (``Contract.derived_from``).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import os
@@ -17,6 +18,12 @@ from catalog.contract import Column, Contract
 from infra.errors import CatalogError
 
 __all__ = ["Column", "Contract", "all_contracts", "derived_contracts", "get_contract", "landed_contracts"]
+
+
+@functools.cache
+def _builtin_contracts() -> tuple[Contract, ...]:
+    """The built-in contracts, discovered once per process (every API request names a dataset)."""
+    return tuple(_builtin())
 
 
 def _builtin() -> list[Contract]:
@@ -44,7 +51,7 @@ def _from_dir(folder: Path) -> list[Contract]:
 
 def all_contracts() -> list[Contract]:
     """Every contract, built-in first. Reads only the catalog's own Python files (no network, no lake)."""
-    contracts = _builtin()
+    contracts = list(_builtin_contracts())
     extra = os.environ.get("CITYHUB_EXTRA_CATALOG_DIRS", "")
     for folder in filter(None, extra.split(os.pathsep)):
         contracts.extend(_from_dir(Path(folder)))
