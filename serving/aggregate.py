@@ -18,6 +18,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from catalog.contract import Contract
 from infra.errors import BadRequest
 from serving.deps import lake_of, open_dataset
+from serving.formats import json_rows
+from serving.query import RowQuery
 from transforms import geo
 from transforms.rollup import CITY_TZ
 
@@ -87,8 +89,6 @@ def aggregate(
     until: Annotated[datetime | None, Query(description="event time to (exclusive), ISO 8601 with zone")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000, description="groups (≤ 10000)")] = 1000,
 ) -> dict:
-    from serving.app import _json_ready, _time_filter
-
     lake = lake_of(request)
     measures = _measures(contract, columns)
     et = f'"{contract.event_time}"'
@@ -101,7 +101,8 @@ def aggregate(
         north = _cell_sql(f's."{lat}"', geo.GRID_ORIGIN[1], geo._M_PER_DEG_LAT)
         joins = f" LEFT JOIN _districts d ON d._e = {east} AND d._n = {north}"
         groups.append("d.district AS district")
-    where, params = _time_filter(contract, since, until)
+    # the event-time range parsed and checked as /records does it (zone, order, a daily dataset's days)
+    where, params = RowQuery.parse(contract, since=since, until=until).where()
     where = [w.replace(et, f"s.{et}", 1) for w in where]
     stats = ["count(*) AS rows"]
     for m in measures:
@@ -126,7 +127,7 @@ def aggregate(
             cur.register("_districts", district_table())
         table = cur.sql(sql, params=params).to_arrow_table()
     truncated = table.num_rows > limit
-    rows = _json_ready(table.slice(0, limit))
+    rows = json_rows(table.slice(0, limit))
     return {
         "dataset": contract.id,
         "bucket": bucket,

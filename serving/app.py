@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import json
 from contextlib import asynccontextmanager
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo
 
-import pyarrow as pa
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -49,28 +47,6 @@ def error_response(error: CityhubError) -> JSONResponse:
 
 def _lake(request: Request) -> Lake:
     return lake_of(request)
-
-
-def _time_filter(contract: Contract, since: datetime | None, until: datetime | None) -> tuple[list[str], list]:
-    where, params = [], []
-    for value, op, name in ((since, ">=", "since"), (until, "<", "until")):
-        if value is None:
-            continue
-        if value.tzinfo is None:
-            raise BadRequest(f"{name} has no time zone", hint=f"add Z or an offset, e.g. {name}=2026-11-21T09:00:00Z")
-        where.append(f'"{contract.event_time}" {op} ?')
-        # a daily dataset's event time is a day in its zone: the day of the instant there
-        is_day = contract.column(contract.event_time).kind == "date"
-        params.append(value.astimezone(ZoneInfo(contract.source_tz)).date() if is_day else value)
-    if since and until and since >= until:
-        raise BadRequest("since must be before until", hint="swap them, or widen the range")
-    return where, params
-
-
-def _json_ready(table: pa.Table) -> list[dict]:
-    """Rows with timestamps as ISO-8601 UTC strings and days as ISO dates (formatted column-wise by Arrow, not
-    per row)."""
-    return formats.json_rows(table)
 
 
 class FastJSON(JSONResponse):
@@ -229,7 +205,7 @@ def rollups(
     with lake.cursor() as cur, lake.time_limit(cur):
         table = cur.sql(sql, params=[v for v in (since, until) if v]).to_arrow_table()
     truncated = table.num_rows > limit
-    rows = _json_ready(table.slice(0, limit))
+    rows = formats.json_rows(table.slice(0, limit))
     return {"dataset": contract.id, "grain": grain, "by": by, "count": len(rows), "rows": rows, "truncated": truncated}
 
 

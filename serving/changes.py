@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from catalog.contract import Contract
 from infra.errors import BadRequest, NotFound
 from serving.deps import lake_of, open_dataset
+from serving.formats import json_rows
 
 router = APIRouter(prefix="/api/v1/datasets/{dataset_id}", dependencies=[Depends(open_dataset)], tags=["open data"])
 Position = dict[tuple[str, int], int]
@@ -67,8 +68,6 @@ def changes(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=10_000, description="rows (≤ 10000)")] = 1000,
 ) -> dict:
-    from serving.app import _json_ready
-
     if contract.is_derived:
         raise NotFound(
             f"dataset {contract.id!r} has no changes feed: it is recomputed per release, not landed from Kafka",
@@ -100,7 +99,7 @@ def changes(
     return {
         "dataset": contract.id,
         "count": table.num_rows,
-        "rows": _json_ready(table),
+        "rows": json_rows(table),
         "truncated": truncated,
         "next_after": encode_position(position),
     }
