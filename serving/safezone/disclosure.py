@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import UTC
 
 import pyarrow as pa
 
@@ -105,7 +106,9 @@ def _value(cell: dict, measure) -> float | int | None:
 def _jsonable(value):
     if hasattr(value, "isoformat"):
         return (
-            value.astimezone().strftime("%Y-%m-%dT%H:%M:%SZ") if getattr(value, "tzinfo", None) else value.isoformat()
+            value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            if getattr(value, "tzinfo", None)
+            else value.isoformat()
         )
     return value
 
