@@ -22,6 +22,7 @@ from sqlglot import exp
 from catalog import get_contract
 from catalog.contract import KEY_VERSION, Contract
 from infra.errors import BadRequest
+from serving.query import quote as q
 
 FUNCTIONS = ("count", "persons", "sum", "mean")
 OPS = ("=", "!=", "<", "<=", ">", ">=", "in", "not in")
@@ -421,10 +422,6 @@ def _sql_literal(node: exp.Expression):
 
 
 # -- to SQL ------------------------------------------------------------------------------------------------------
-
-
-def q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def predicate(vocab: Vocabulary, dims: dict, filters: list) -> tuple[str, list]:

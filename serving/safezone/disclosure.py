@@ -22,10 +22,11 @@ from datetime import UTC
 
 import pyarrow as pa
 
+from catalog.releases import COMPLEMENTARY, PERSONS_BELOW_MIN
 from infra.settings import Settings
 from serving.safezone.compile import AggRequest, finite
 
-PERSONS_BELOW_MIN, DOMINANCE, COMPLEMENTARY = "persons_below_min", "dominance", "complementary"
+DOMINANCE = "dominance"  # one or two contributors make most of a sum
 
 
 @dataclass

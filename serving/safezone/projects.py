@@ -15,11 +15,6 @@ from serving.safezone.compile import dimension_of, grantable
 from serving.safezone.db import iso, new_id, now, now_iso, one, rows, run
 
 
-class Gone(CityhubError):
-    status = 410
-    code = "gone"
-
-
 class Conflict(CityhubError):
     status = 409
     code = "conflict"

@@ -19,14 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine
 
 from catalog import get_contract
-from infra.errors import BadRequest, CityhubError, Forbidden, NotFound
+from infra.errors import BadRequest, CityhubError, Forbidden, Gone, NotFound
 from infra.settings import Settings
 from serving.safezone import audit, guard, projects, sandbox
 from serving.safezone.auth import ROLES, Principal, authenticate, bearer, issue_key
 from serving.safezone.compile import Refused, compile_cells, from_json, from_sql, full_vocabulary, vocabulary
 from serving.safezone.db import engine_for, new_id, now_iso, one, rows, run
 from serving.safezone.disclosure import control, export_view
-from serving.safezone.projects import Conflict, Gone
+from serving.safezone.projects import Conflict
 
 PREFIX = "/api/v1/safezone"
 

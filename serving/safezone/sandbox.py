@@ -35,6 +35,7 @@ from infra.errors import CityhubError, QueryTimeout
 from infra.settings import Settings
 from ingest import lake
 from serving.db import _duck_type
+from serving.query import quote as _q
 from transforms import geo
 from transforms.generalise import AGE_BAND_YEARS, BUCKET_MINUTES
 
@@ -53,10 +54,6 @@ class Source:
     contract: Contract
     files: tuple[Path, ...]
     view: str  # CREATE VIEW t AS …
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _lit(path: Path) -> str:
