@@ -8,7 +8,6 @@ the published rollups. Days are the city's days (Asia/Seoul), hours and 15-minut
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 import numpy as np
@@ -18,8 +17,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from catalog.contract import Contract
 from infra.errors import BadRequest
 from serving.deps import lake_of, open_dataset
-from serving.formats import json_rows
-from serving.query import RowQuery
+from serving.formats import json_response, json_rows
+from serving.query import RowQuery, Since, Until
 from transforms import geo
 from transforms.rollup import CITY_TZ
 
@@ -85,8 +84,8 @@ def aggregate(
     columns: Annotated[
         str | None, Query(description="comma-separated numeric columns (default: every numeric measure)")
     ] = None,
-    since: Annotated[datetime | None, Query(description="event time from (inclusive), ISO 8601 with zone")] = None,
-    until: Annotated[datetime | None, Query(description="event time to (exclusive), ISO 8601 with zone")] = None,
+    since: Since = None,
+    until: Until = None,
     limit: Annotated[int, Query(ge=1, le=10_000, description="groups (≤ 10000)")] = 1000,
 ) -> dict:
     lake = lake_of(request)
@@ -128,15 +127,17 @@ def aggregate(
         table = cur.sql(sql, params=params).to_arrow_table()
     truncated = table.num_rows > limit
     rows = json_rows(table.slice(0, limit))
-    return {
-        "dataset": contract.id,
-        "bucket": bucket,
-        "by": by,
-        "columns": measures,
-        "count": len(rows),
-        "rows": rows,
-        "truncated": truncated,
-    }
+    return json_response(
+        {
+            "dataset": contract.id,
+            "bucket": bucket,
+            "by": by,
+            "columns": measures,
+            "count": len(rows),
+            "rows": rows,
+            "truncated": truncated,
+        }
+    )
 
 
 def _measures(contract: Contract, columns: str | None) -> list[str]:

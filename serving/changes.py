@@ -22,7 +22,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from catalog.contract import Contract
 from infra.errors import BadRequest, NotFound
 from serving.deps import lake_of, open_dataset
-from serving.formats import json_rows
+from serving.formats import json_response, json_rows
 
 router = APIRouter(prefix="/api/v1/datasets/{dataset_id}", dependencies=[Depends(open_dataset)], tags=["open data"])
 Position = dict[tuple[str, int], int]
@@ -96,10 +96,12 @@ def changes(
             strict=True,
         ):
             position[topic, partition] = offset
-    return {
-        "dataset": contract.id,
-        "count": table.num_rows,
-        "rows": json_rows(table),
-        "truncated": truncated,
-        "next_after": encode_position(position),
-    }
+    return json_response(
+        {
+            "dataset": contract.id,
+            "count": table.num_rows,
+            "rows": json_rows(table),
+            "truncated": truncated,
+            "next_after": encode_position(position),
+        }
+    )

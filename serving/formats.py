@@ -41,6 +41,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
+from fastapi.responses import JSONResponse
 
 from catalog.contract import Contract
 from infra.errors import QueryTimeout
@@ -136,6 +137,13 @@ def text_times(table: pa.Table | pa.RecordBatch) -> pa.Table:
 
 def json_rows(table: pa.Table | pa.RecordBatch) -> list[dict]:
     return text_times(table).to_pylist()
+
+
+def json_response(body: dict, headers: dict[str, str] | None = None) -> JSONResponse:
+    """An answer of :func:`json_rows` rows: they are JSON-ready already (Arrow formatted the times), so it is
+    rendered directly rather than walked again value by value by FastAPI's encoder (several milliseconds for a
+    page of 100 rows)."""
+    return JSONResponse(body, headers=headers)
 
 
 # ---- writers -------------------------------------------------------------------------------------------------

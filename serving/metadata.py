@@ -13,6 +13,7 @@ from catalog.contract import Contract
 from infra.errors import CatalogError
 from infra.settings import Settings
 from serving.db import Lake
+from serving.formats import MEDIA
 
 DATASET_PATH = re.compile(r"^/api/v1/datasets/([^/]+)")
 
@@ -153,8 +154,4 @@ def dataset_metadata(contract: Contract, lake: Lake, detail: bool = False) -> di
     return meta
 
 
-DISTRIBUTIONS = (
-    ("csv", "text/csv"),
-    ("parquet", "application/vnd.apache.parquet"),
-    ("jsonl", "application/x-ndjson"),
-)
+DISTRIBUTIONS = tuple((fmt, MEDIA[fmt].split(";")[0]) for fmt in ("csv", "parquet", "jsonl"))

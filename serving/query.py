@@ -20,6 +20,7 @@ Parameters:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -141,7 +142,7 @@ class RowQuery:
     fields: list[str] = field(default_factory=list)
     sort: list[tuple[str, bool]] = field(default_factory=list)  # (column, descending)
 
-    @property
+    @functools.cached_property
     def types(self) -> dict[str, pa.DataType]:
         return {f.name: f.type for f in self.contract.schema}
 
