@@ -18,7 +18,7 @@ from catalog.contract import Contract
 from infra.errors import BadRequest
 from serving.deps import lake_of, open_dataset
 from serving.formats import json_response, json_rows
-from serving.query import RowQuery, Since, Until
+from serving.query import RowQuery, Since, Until, location_columns
 from transforms import geo
 from transforms.rollup import CITY_TZ
 
@@ -38,12 +38,6 @@ def numeric_columns(contract: Contract) -> list[str]:
         and not c.personal
         and not c.name.endswith(("_id", "_no"))
     ]
-
-
-def _coordinates(contract: Contract) -> tuple[str, str] | None:
-    lon = next((c.name for c in contract.stored_columns if c.kind == "lon"), None)
-    lat = next((c.name for c in contract.stored_columns if c.kind == "lat"), None)
-    return (lon, lat) if lon and lat else None
 
 
 def district_table() -> pa.Table:
@@ -155,7 +149,7 @@ def _measures(contract: Contract, columns: str | None) -> list[str]:
 
 
 def _district_coordinates(contract: Contract) -> tuple[str, str]:
-    coordinates = _coordinates(contract)
+    coordinates = location_columns(contract)  # the location /records' bbox and the GeoJSON download use
     if coordinates is None:
         raise BadRequest(
             f"dataset {contract.id!r} has no coordinates to place its readings in districts",

@@ -175,3 +175,16 @@ def test_token_buckets_refill_continuously():
     allowed, remaining, reset, retry = buckets.take("a", now=0.0)
     assert (allowed, remaining, retry) == (False, 0, 1) and reset == 60
     assert buckets.take("a", now=1.0)[0] and not buckets.take("a", now=1.0)[0]
+
+
+def test_aggregate_by_district_finds_the_location_records_and_rollups_use(settings):
+    """bike_stations keeps its coordinates in float columns named lon/lat: by=district places them like bbox does."""
+    contract = get_contract("bike_stations")
+    send(settings, contract, simulate(contract, 200, seed=2, bad_ratio=0.0)[0])
+    ingest_loop(settings, ["bike_stations"])
+    with TestClient(create_app(settings)) as client:
+        answer = client.get(f"{API}/bike_stations/aggregate", params={"bucket": "none", "by": "district"})
+        assert answer.status_code == 200, answer.text
+        rows = answer.json()["rows"]
+        assert sum(r["rows"] for r in rows) == len(_all_rows(client, "bike_stations"))
+        assert any(r["district"] for r in rows)
