@@ -17,7 +17,15 @@ from pathlib import Path
 from catalog.contract import Column, Contract
 from infra.errors import CatalogError
 
-__all__ = ["Column", "Contract", "all_contracts", "derived_contracts", "get_contract", "landed_contracts"]
+__all__ = [
+    "Column",
+    "Contract",
+    "all_contracts",
+    "derived_contracts",
+    "derived_sources",
+    "get_contract",
+    "landed_contracts",
+]
 
 
 @functools.cache
@@ -76,6 +84,11 @@ def landed_contracts() -> list[Contract]:
 def derived_contracts(source: str | None = None) -> list[Contract]:
     """Datasets derived from another dataset's clean zone (all of them, or those of ``source``)."""
     return [c for c in all_contracts() if c.is_derived and (source is None or c.derived_from == source)]
+
+
+def derived_sources() -> list[Contract]:
+    """Landed datasets that have derived open datasets: each gets a derive DAG (``dags/cityhub_derived.py``)."""
+    return [c for c in landed_contracts() if derived_contracts(c.id)]
 
 
 def _check_provenance(contracts: list[Contract]) -> None:

@@ -16,21 +16,16 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, task
 
-from catalog import derived_contracts
+from catalog import derived_contracts, derived_sources, get_contract
 from infra.assets import clean_asset, derived_asset
 from infra.dag_callbacks import task_defaults
-from ingest.derived import derived_sources
 
 DEFAULT_ARGS = task_defaults(timedelta(seconds=30), timedelta(minutes=10), timedelta(minutes=30))
 
 
-def derive_dag_id(source_id: str) -> str:
-    return f"cityhub_derive_{source_id}"
-
-
 def build_derive_dag(source_id: str, derived: list[str]) -> DAG:
     with DAG(
-        dag_id=derive_dag_id(source_id),
+        dag_id=get_contract(derived[0]).dag_id,  # the contract names its derive DAG
         description=f"{source_id}: open hourly and daily releases ({', '.join(derived)}), small cells suppressed",
         schedule=[clean_asset(source_id)],
         start_date=datetime(2026, 1, 1),
@@ -45,7 +40,6 @@ def build_derive_dag(source_id: str, derived: list[str]) -> DAG:
         def derive() -> dict:
             from dataclasses import asdict
 
-            from catalog import get_contract
             from infra.settings import get_settings
             from ingest.derived import refresh_derived
 
@@ -56,4 +50,5 @@ def build_derive_dag(source_id: str, derived: list[str]) -> DAG:
 
 
 for _source in derived_sources():
-    globals()[derive_dag_id(_source.id)] = build_derive_dag(_source.id, [c.id for c in derived_contracts(_source.id)])
+    _dag = build_derive_dag(_source.id, [c.id for c in derived_contracts(_source.id)])
+    globals()[_dag.dag_id] = _dag

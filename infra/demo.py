@@ -17,13 +17,13 @@ from datetime import timedelta
 import httpx
 import uvicorn
 
-from catalog import derived_contracts, landed_contracts
+from catalog import derived_contracts, derived_sources, landed_contracts
 from infra import airflow
 from infra.broker import EmbeddedBroker
 from infra.errors import CityhubError
 from infra.kafka import ensure_topics
 from infra.settings import Settings
-from ingest.derived import derived_files, derived_sources
+from ingest.derived import derived_files
 from ingest.produce import send
 from ingest.simulate import GENERATORS, HOURLY_VOLUME, default_start, simulate
 from serving.app import create_app
@@ -66,6 +66,7 @@ def run_demo(settings: Settings, once: bool = False, port: int | None = None) ->
             _say(f"using Kafka at {settings.bootstrap}")
         created = ensure_topics(settings, [settings.topic_for(c.id) for c in contracts])
         _say(f"topics ready ({len(created)} created)")
+        sources = {c.id for c in derived_sources()}
         for contract in contracts:
             if contract.id not in GENERATORS:
                 _say(f"{contract.id}: no simulator, nothing produced")
@@ -75,7 +76,7 @@ def run_demo(settings: Settings, once: bool = False, port: int | None = None) ->
             )
             send(settings, contract, records)
             _say(f"{contract.id}: produced {len(records)} readings ({sum(planted.values())} deliberately bad)")
-            if contract.id in {c.id for c in derived_sources()}:
+            if contract.id in sources:
                 # derived open data releases a Seoul day once it is over: give it the same hour of yesterday too
                 yesterday = default_start(contract) - timedelta(days=1)
                 earlier, _ = simulate(contract, HOURLY_VOLUME[contract.id], seed=DEMO_SEED + 1, start=yesterday)
@@ -84,7 +85,7 @@ def run_demo(settings: Settings, once: bool = False, port: int | None = None) ->
         _say(f"preparing Airflow (metadata under {settings.airflow_dir})")
         airflow.prepare(settings)
         # the derive DAGs after the landing DAGs (dag.test() fires no Asset schedules): open data born in the safe zone
-        derive = [f"cityhub_derive_{c.id}" for c in derived_sources()]
+        derive = list(dict.fromkeys(c.dag_id for c in derived_contracts()))
         outcomes = airflow.run_dags(settings, [c.dag_id for c in contracts] + derive)
         for outcome in outcomes:
             _say(

@@ -54,16 +54,13 @@ CREATE OR REPLACE MACRO json_member(t, path) AS CASE
     WHEN t IS NOT NULL AND prefix(t, '{') AND json_valid(t) THEN json_extract_string(t, path) END;
 CREATE OR REPLACE MACRO jtext(t) AS CASE
     WHEN t IS NOT NULL AND prefix(t, '[') AND json_valid(t) THEN json_extract_string(t, '$[0]') ELSE t END;
-CREATE OR REPLACE MACRO geo_coords(g) AS CASE
-    WHEN g IS NULL OR NOT prefix(g, '{') OR NOT json_valid(g) THEN NULL
-    WHEN json_extract_string(g, '$.type') = 'Point' THEN [TRY_CAST(json_extract(g, '$.coordinates') AS DOUBLE[])]
-    WHEN json_extract_string(g, '$.type') IN ('LineString', 'MultiPoint')
-        THEN TRY_CAST(json_extract(g, '$.coordinates') AS DOUBLE[][])
-    END;
 CREATE OR REPLACE MACRO geo_points(kind, coordinates) AS CASE
     WHEN kind = 'Point' THEN [TRY_CAST(TRY_CAST(coordinates AS JSON) AS DOUBLE[])]
     WHEN kind IN ('LineString', 'MultiPoint') THEN TRY_CAST(TRY_CAST(coordinates AS JSON) AS DOUBLE[][])
     END;
+CREATE OR REPLACE MACRO geo_coords(g) AS CASE
+    WHEN g IS NULL OR NOT prefix(g, '{') OR NOT json_valid(g) THEN NULL
+    ELSE geo_points(json_extract_string(g, '$.type'), json_extract(g, '$.coordinates')) END;
 CREATE OR REPLACE MACRO geo_coord(points, i) AS list_avg(list_transform(points, lambda p: p[i + 1]));
 CREATE OR REPLACE MACRO parse_time_part(p, tz) AS CASE
     WHEN p IS NULL THEN NULL
@@ -112,7 +109,7 @@ def _unit_sql(column: Column, value: str, unit: str) -> tuple[str, str]:
 def _cast_sql(column: Column, contract: Contract, points: str = "", units: bool = True) -> tuple[str, list[str]]:
     """(value expression, [problem expressions]) for one column whose bare text is ``t_<name>``.
 
-    ``units=False``: the batch carries no unit codes (see :func:`is_plain`), values are taken as canonical."""
+    ``units=False``: the batch carries no unit codes (see :func:`_is_plain`), values are taken as canonical."""
     text = f"t_{column.name}"
     kind = column.kind
     wrong = lambda value: f"CASE WHEN {text} IS NOT NULL AND {value} IS NULL THEN 'wrong_type:{column.name}' END"  # noqa: E731
@@ -155,7 +152,7 @@ def decode_sql(contract: Contract, plain: bool = False) -> str:
     dates) are parsed again, and only on the rows where they are objects: the keyValues rows a city's IoT
     agents mostly send take the short way through every ``CASE``.
 
-    ``plain=True`` is the query for a batch that :func:`is_plain` found free of NGSI attribute objects: every
+    ``plain=True`` is the query for a batch that :func:`_is_plain` found free of NGSI attribute objects: every
     attribute is its own value, so the unwrapping and unit layers are left out, and a GeoJSON location's type
     and coordinates come out of the same single parse. It gives the same result as the general query on such
     a batch (a test holds them equal on every simulated feed and real fixture) at less than half the cost.

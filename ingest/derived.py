@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from catalog import derived_contracts, get_contract, landed_contracts
+from catalog import derived_contracts, derived_sources, get_contract, landed_contracts  # noqa: F401 - re-exported
 from catalog.contract import Contract
 from infra.settings import Settings
 from ingest import lake
@@ -61,11 +61,6 @@ class DerivedRun:
     removed: list[str] = field(default_factory=list)
     # per derived dataset, cells written by this run: {"cells": n, "persons_below_min": n, "complementary": n}
     cells: dict[str, dict[str, int]] = field(default_factory=dict)
-
-
-def derived_sources() -> list[Contract]:
-    """Landed datasets that have derived open datasets (the ones that get a derive DAG)."""
-    return [c for c in landed_contracts() if c.id in DERIVATIONS and derived_contracts(c.id)]
 
 
 def derived_dir(lake_dir: Path, dataset_id: str) -> Path:

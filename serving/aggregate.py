@@ -8,6 +8,7 @@ the published rollups. Days are the city's days (Asia/Seoul), hours and 15-minut
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Literal
 
 import numpy as np
@@ -40,6 +41,7 @@ def numeric_columns(contract: Contract) -> list[str]:
     ]
 
 
+@functools.cache
 def district_table() -> pa.Table:
     """The cell → district raster of :mod:`transforms.geo` as rows (east index, north index, district)."""
     raster, (e0, n0), names = geo._district_raster()
