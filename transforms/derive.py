@@ -26,10 +26,8 @@ import pyarrow.compute as pc
 from catalog.contract import KEY_VERSION, Contract
 from transforms.geo import district
 from transforms.normalise import US_PER_DAY, epoch_us, local_wall_clock_us
+from transforms.rollup import CITY_TZ, US_PER_HOUR
 from transforms.suppress import DAY, HOUR, ReleaseSpec, releases
-
-CITY_TZ = "Asia/Seoul"
-US_PER_HOUR = 3_600_000_000
 
 
 @dataclass(frozen=True)
