@@ -30,9 +30,7 @@ import logging
 import re
 import threading
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -54,7 +52,6 @@ log = logging.getLogger(__name__)
 
 Format = Literal["csv", "parquet", "jsonl", "geojson", "arrow", "ngsi-ld"]
 BATCH_ROWS = 50_000
-CSV_ENCODERS = 2  # threads encoding CSV batches side by side (the server's cores, as DuckDB's threads)
 BOM = b"\xef\xbb\xbf"
 NGSI_LD_CONTEXT = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld"
 
@@ -152,46 +149,22 @@ def json_response(body: dict, headers: dict[str, str] | None = None) -> JSONResp
 # ---- writers -------------------------------------------------------------------------------------------------
 
 
-def write_csv(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes | memoryview]:
-    """Batches encoded by ``CSV_ENCODERS`` threads at once, written in order.
+def write_csv(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
+    def encode(table: pa.Table, header: bool) -> bytes:
+        out = io.BytesIO()
+        options = pacsv.WriteOptions(include_header=header, eol="\r\n", quoting_style="needed")
+        pacsv.write_csv(text_times(table), out, options)
+        data = out.getvalue()
+        return data.decode("utf-8").encode("cp949", errors="replace") if spec.encoding == "cp949" else data
 
-    Arrow's CSV writer is single-threaded and is most of a download's CPU (~1 µs a row, ten times DuckDB's
-    fetch): one thread encoding made a 10M-row download take ~1.4x DuckDB's own ``COPY`` on two cores. It runs
-    without the GIL when it writes to a native buffer, so batches are encoded side by side while the previous
-    ones are sent; at most ``CSV_ENCODERS + 1`` batches are in flight, so memory stays bounded."""
-    options = pacsv.WriteOptions(include_header=False, eol="\r\n", quoting_style="needed")
-    with_header = pacsv.WriteOptions(include_header=True, eol="\r\n", quoting_style="needed")
-
-    def encode(batch: pa.RecordBatch | pa.Table, header: bool) -> bytes | memoryview:
-        sink = pa.BufferOutputStream()  # a native sink: a Python file would take the GIL for every write
-        pacsv.write_csv(text_times(batch.select(spec.fields)), sink, with_header if header else options)
-        if spec.encoding == "cp949":
-            return sink.getvalue().to_pybytes().decode("utf-8").encode("cp949", errors="replace")
-        return memoryview(sink.getvalue())  # Arrow's buffer as it is: a copy to bytes cost ~0.1 s a GB
-
+    header = True
     if spec.bom:
         yield BOM
-    header = True
-    with ThreadPoolExecutor(CSV_ENCODERS, thread_name_prefix="csv") as pool:
-        pending: deque[Future[bytes | memoryview]] = deque()
-        try:
-            try:
-                for batch in batches:
-                    pending.append(pool.submit(encode, batch, header))
-                    header = False
-                    if len(pending) > CSV_ENCODERS:
-                        yield pending.popleft().result()
-            except Exception:  # the batches read before a failure go out first, as one thread would have sent them
-                while pending:
-                    yield pending.popleft().result()
-                raise
-            while pending:
-                yield pending.popleft().result()
-        finally:  # a failed or abandoned download does not wait for batches nobody will read
-            for future in pending:
-                future.cancel()
+    for batch in batches:
+        yield encode(pa.Table.from_batches([batch.select(spec.fields)]), header)
+        header = False
     if header:  # no rows at all: still a header, so the file has its columns
-        yield encode(schema.empty_table(), True)
+        yield encode(schema.empty_table().select(spec.fields), True)
 
 
 def write_parquet(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
@@ -346,7 +319,7 @@ def _until(deadline: float, limit: float, batches: Iterator[pa.RecordBatch]) -> 
 
 def stream(
     lake: Lake, parts: list[tuple[str, list]], spec: Spec, failure: StreamFailure | None = None
-) -> Iterator[bytes | memoryview]:
+) -> Iterator[bytes]:
     """Run each ``(sql, params)`` part in turn and write their batches as one file; the whole stream is bounded by
     ``CITYHUB_DOWNLOAD_TIMEOUT_S``.
 
