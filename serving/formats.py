@@ -30,7 +30,9 @@ import logging
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -52,6 +54,8 @@ log = logging.getLogger(__name__)
 
 Format = Literal["csv", "parquet", "jsonl", "geojson", "arrow", "ngsi-ld"]
 BATCH_ROWS = 50_000
+CSV_ENCODERS = 2  # threads encoding CSV slices side by side (the server's cores, as DuckDB's threads)
+CSV_SLICE_ROWS = 20_000  # rows a CSV encoder takes at once: smaller than a batch, so less is held in flight
 BOM = b"\xef\xbb\xbf"
 NGSI_LD_CONTEXT = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld"
 
@@ -149,22 +153,62 @@ def json_response(body: dict, headers: dict[str, str] | None = None) -> JSONResp
 # ---- writers -------------------------------------------------------------------------------------------------
 
 
-def write_csv(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
-    def encode(table: pa.Table, header: bool) -> bytes:
-        out = io.BytesIO()
-        options = pacsv.WriteOptions(include_header=header, eol="\r\n", quoting_style="needed")
-        pacsv.write_csv(text_times(table), out, options)
-        data = out.getvalue()
-        return data.decode("utf-8").encode("cp949", errors="replace") if spec.encoding == "cp949" else data
+def write_csv(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes | memoryview]:
+    """Slices of the batches encoded by ``CSV_ENCODERS`` threads at once, written in order.
 
-    header = True
+    Arrow's CSV writer is single-threaded and is most of a download's CPU (~1 µs a row, mostly formatting
+    doubles; several times DuckDB's fetch): one thread encoding made a 10M-row download take 1.3–1.6x DuckDB's
+    own ``COPY`` on two cores. It runs without the GIL when it writes to a native buffer, so slices are encoded
+    side by side while the previous ones are sent; at most ``CSV_ENCODERS`` slices of ``CSV_SLICE_ROWS`` rows are
+    in flight, so memory stays bounded."""
+    options = pacsv.WriteOptions(include_header=False, eol="\r\n", quoting_style="needed")
+    with_header = pacsv.WriteOptions(include_header=True, eol="\r\n", quoting_style="needed")
+
+    def encode(batch: pa.RecordBatch | pa.Table, header: bool) -> bytes | memoryview:
+        sink = pa.BufferOutputStream()  # a native sink: a Python file would take the GIL for every write
+        pacsv.write_csv(text_times(batch.select(spec.fields)), sink, with_header if header else options)
+        if spec.encoding == "cp949":
+            return sink.getvalue().to_pybytes().decode("utf-8").encode("cp949", errors="replace")
+        return memoryview(sink.getvalue())  # Arrow's buffer as it is: no copy of every byte to a bytes object
+
     if spec.bom:
         yield BOM
-    for batch in batches:
-        yield encode(pa.Table.from_batches([batch.select(spec.fields)]), header)
-        header = False
+    header = True
+    pool = _csv_encoders()
+    pending: deque[Future[bytes | memoryview]] = deque()
+    try:
+        try:
+            for batch in batches:
+                for start in range(0, batch.num_rows, CSV_SLICE_ROWS):
+                    pending.append(pool.submit(encode, batch.slice(start, CSV_SLICE_ROWS), header))
+                    header = False
+                    if len(pending) >= CSV_ENCODERS:
+                        yield pending.popleft().result()
+        except Exception:  # the slices read before a failure go out first, as one thread would have sent them
+            while pending:
+                yield pending.popleft().result()
+            raise
+        while pending:
+            yield pending.popleft().result()
+    finally:  # a failed or abandoned download leaves no work queued for slices nobody will read
+        for future in pending:
+            future.cancel()
     if header:  # no rows at all: still a header, so the file has its columns
-        yield encode(schema.empty_table().select(spec.fields), True)
+        yield encode(schema.empty_table(), True)
+
+
+_encoders: ThreadPoolExecutor | None = None
+_encoders_lock = threading.Lock()
+
+
+def _csv_encoders() -> ThreadPoolExecutor:
+    """The process's CSV encoder threads, shared by every download: threads started per download would each
+    take fresh allocator arenas (mimalloc's per-thread heaps), and the server's RSS would follow."""
+    global _encoders
+    with _encoders_lock:
+        if _encoders is None:
+            _encoders = ThreadPoolExecutor(CSV_ENCODERS, thread_name_prefix="csv-encoder")
+        return _encoders
 
 
 def write_parquet(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
@@ -319,7 +363,7 @@ def _until(deadline: float, limit: float, batches: Iterator[pa.RecordBatch]) -> 
 
 def stream(
     lake: Lake, parts: list[tuple[str, list]], spec: Spec, failure: StreamFailure | None = None
-) -> Iterator[bytes]:
+) -> Iterator[bytes | memoryview]:
     """Run each ``(sql, params)`` part in turn and write their batches as one file; the whole stream is bounded by
     ``CITYHUB_DOWNLOAD_TIMEOUT_S``.
 
