@@ -132,6 +132,12 @@ def _queries(settings: Settings, day_start, day_end) -> dict[str, tuple[str, dic
     files = ", ".join(f"'{f}'" for f in lake.zone_files(settings.lake, "clean", DATASET))
     source = f"read_parquet([{files}], union_by_name = true, hive_partitioning = false)"
     order = f'"{contract.event_time}", _topic, _partition, _offset'
+    # a time filter reads the day partitions it touches, as the API does and as anyone querying a date-partitioned
+    # lake in DuckDB would (the page is one UTC day)
+    day_files = lake.zone_files(settings.lake, "clean", DATASET, [day_start.date().isoformat()])
+    day_source = "read_parquet([{}], union_by_name = true, hive_partitioning = false)".format(
+        ", ".join(f"'{f}'" for f in day_files)
+    )
     base = f"/api/v1/datasets/{DATASET}"
     from serving.aggregate import _cell_sql
     from transforms import geo
@@ -147,7 +153,7 @@ def _queries(settings: Settings, day_start, day_end) -> dict[str, tuple[str, dic
         "records_time_page": (
             f"{base}/records",
             {"since": day_start.isoformat(), "until": day_end.isoformat(), "limit": 100},
-            f"SELECT * FROM {source} WHERE observed_at >= ? AND observed_at < ? ORDER BY {order} LIMIT 101",
+            f"SELECT * FROM {day_source} WHERE observed_at >= ? AND observed_at < ? ORDER BY {order} LIMIT 101",
             [day_start, day_end],
         ),
         "records_bbox_page": (

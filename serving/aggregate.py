@@ -97,7 +97,8 @@ def aggregate(
         joins = f" LEFT JOIN _districts d ON d._e = {east} AND d._n = {north}"
         groups.append("d.district AS district")
     # the event-time range parsed and checked as /records does it (zone, order, a daily dataset's days)
-    where, params = RowQuery.parse(contract, since=since, until=until).where()
+    ranged = RowQuery.parse(contract, since=since, until=until)
+    where, params = ranged.where()
     where = [w.replace(et, f"s.{et}", 1) for w in where]
     stats = ["count(*) AS rows"]
     for m in measures:
@@ -110,17 +111,15 @@ def aggregate(
         ]
     # by position: a bucket alias such as "hour" may also be a column of the dataset (bike_rentals_hourly)
     keys = [str(i + 1) for i in range(len(groups))]
+    source = lake.source(contract, since=ranged.since, until=ranged.until)
     sql = (
-        f"SELECT {', '.join(groups + stats)} FROM {lake.source(contract)} s{joins}"
+        f"SELECT {', '.join(groups + stats)} FROM {source} s{joins}"
         f"{' WHERE ' + ' AND '.join(where) if where else ''}"
         f"{' GROUP BY ' + ', '.join(keys) if keys else ''}"
         f"{' ORDER BY ' + ', '.join(k + ' NULLS LAST' for k in keys) if keys else ''}"
         f" LIMIT {min(limit, lake.settings.max_page_rows) + 1}"
     )
-    with lake.cursor() as cur, lake.time_limit(cur):
-        if by == "district":
-            cur.register("_districts", district_table())
-        table = cur.sql(sql, params=params).to_arrow_table()
+    table = lake.table(sql, params, {"_districts": district_table()} if by == "district" else None)
     truncated = table.num_rows > limit
     rows = json_rows(table.slice(0, limit))
     return json_response(

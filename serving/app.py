@@ -79,13 +79,12 @@ def records(
             raise BadRequest("cursor is not one this API issued", hint=snapshots.RESTART) from exc
         files = snapshots.files(settings, contract, snapshot_id)
     else:
-        files = lake.files(contract)
+        files = lake.files(contract, since=rows_query.since, until=rows_query.until)
     order = [name for name, _ in rows_query.order_columns]
     sql, params = rows_query.sql(
         lake.relation(contract, files), rows_query.select_columns(order), key=key, limit=limit + 1
     )
-    with lake.cursor() as cur, lake.time_limit(cur):
-        table = cur.sql(sql, params=params).to_arrow_table()
+    table = lake.table(sql, params)
     truncated = table.num_rows > limit
     page = table.slice(0, limit)
     next_cursor, headers = None, {}
@@ -138,7 +137,8 @@ def download(
     spec = formats.Spec(
         format, contract, formats.default_fields(format, rows_query.fields, fields is not None), bom, encoding
     )
-    files = lake.files(contract)  # one file list for the count and the rows
+    # one file list for the count and the rows
+    files = lake.files(contract, since=rows_query.since, until=rows_query.until)
     count_sql, count_params = rows_query.count_sql(lake.relation(contract, files))
     with lake.cursor() as cur, lake.time_limit(cur):
         total = cur.execute(count_sql, count_params).fetchone()[0]
@@ -187,8 +187,7 @@ def rollups(
         f"{'WHERE ' + ' AND '.join(where) if where else ''} "
         f'ORDER BY "{grain}", "{PLACE_COLUMN[by]}" NULLS LAST LIMIT {min(limit, lake.settings.max_page_rows) + 1}'
     )
-    with lake.cursor() as cur, lake.time_limit(cur):
-        table = cur.sql(sql, params=[v for v in (since, until) if v]).to_arrow_table()
+    table = lake.table(sql, [v for v in (since, until) if v])
     truncated = table.num_rows > limit
     rows = formats.json_rows(table.slice(0, limit))
     return formats.json_response(

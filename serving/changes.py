@@ -81,9 +81,7 @@ def changes(
         "WHERE p._seen IS NULL OR s._offset > p._seen "
         f"ORDER BY s._topic, s._partition, s._offset LIMIT {limit + 1}"
     )
-    with lake.cursor() as cur, lake.time_limit(cur):
-        cur.register("_position", _position_table(position))
-        table = cur.sql(sql).to_arrow_table()
+    table = lake.table(sql, tables={"_position": _position_table(position)})
     truncated = table.num_rows > limit
     table = table.slice(0, limit)
     position = dict(position)

@@ -12,17 +12,25 @@ may run, so a query that listed them can still open them. Every query is bounded
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from catalog import all_contracts
 from catalog.contract import Contract
 from infra.errors import QueryTimeout
 from infra.settings import Settings
 from ingest import lake
+
+# ``cursor.execute(...).to_arrow_table()`` warns that it copies the result once more than ``cursor.sql(...)``;
+# for a page of at most ``max_page_rows`` rows that copy is microseconds, while ``sql()`` binds the statement
+# twice (once for the relation, once to run it), which over a dataset's file list costs milliseconds a page.
+warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning)
 
 
 class Lake:
@@ -32,21 +40,36 @@ class Lake:
         self._db.execute("SET TimeZone = 'UTC'")
         self._lock = threading.Lock()
 
-    def files(self, contract: Contract, zone: str = "clean") -> list[Path]:
+    def files(
+        self, contract: Contract, zone: str = "clean", since: datetime | None = None, until: datetime | None = None
+    ) -> list[Path]:
         """The zone's live files now: each row in exactly one of them, compacted or not. A derived dataset has
-        one zone: its day files under ``lake/derived/<dataset>`` (each replaced whole by one rename)."""
+        one zone: its day files under ``lake/derived/<dataset>`` (each replaced whole by one rename).
+
+        With an event-time range [``since``, ``until``) only the clean zone's date partitions it touches are
+        listed: rows land in the partition of their event time's UTC date, so the others hold none of them, and
+        a query over a day of a year-long dataset opens that day's files rather than every file's footer."""
         if contract.is_derived:
             from ingest.derived import derived_files
 
             return derived_files(self.settings.lake, contract.id) if zone == "clean" else []
-        return lake.zone_files(self.settings.lake, zone, contract.id)
+        if zone != "clean" or (since is None and until is None):
+            return lake.zone_files(self.settings.lake, zone, contract.id)
+        first = since.astimezone(UTC).date().isoformat() if since else ""
+        last = (until.astimezone(UTC) - timedelta(microseconds=1)).date().isoformat() if until else "9999-99-99"
+        base = lake.dataset_dir(self.settings.lake, zone, contract.id)
+        dates = [d.name[5:] for d in sorted(base.glob("date=*")) if first <= d.name[5:] <= last]
+        return lake.zone_files(self.settings.lake, zone, contract.id, dates)
 
     def has_files(self, contract: Contract, zone: str = "clean") -> bool:
         return bool(self.files(contract, zone))
 
-    def source(self, contract: Contract, zone: str = "clean") -> str:
-        """SQL relation for a dataset's zone; an empty typed relation when nothing has landed yet."""
-        return self.relation(contract, self.files(contract, zone))
+    def source(
+        self, contract: Contract, zone: str = "clean", since: datetime | None = None, until: datetime | None = None
+    ) -> str:
+        """SQL relation for a dataset's zone (the partitions of an event-time range, if given); an empty typed
+        relation when nothing has landed yet."""
+        return self.relation(contract, self.files(contract, zone, since, until))
 
     def relation(self, contract: Contract, files: list[Path]) -> str:
         """SQL relation over exactly ``files`` (a snapshot's), typed by the contract when there are none."""
@@ -71,6 +94,14 @@ class Lake:
             yield cur
         finally:
             cur.close()
+
+    def table(self, sql: str, params: Sequence = (), tables: dict[str, pa.Table] | None = None) -> pa.Table:
+        """Run one bounded query (``tables`` registered by name first) and return its whole result: for JSON
+        answers, whose callers cap the rows with ``LIMIT``; downloads stream from :meth:`cursor` instead."""
+        with self.cursor() as cur, self.time_limit(cur):
+            for name, table in (tables or {}).items():
+                cur.register(name, table)
+            return cur.execute(sql, list(params)).to_arrow_table()
 
     @contextmanager
     def time_limit(self, cursor: duckdb.DuckDBPyConnection, seconds: float | None = None) -> Iterator[None]:

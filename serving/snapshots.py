@@ -34,6 +34,8 @@ from infra.settings import Settings
 
 _ID = re.compile(r"^[0-9a-f]{24}$")
 RESTART = "start again without cursor (the first page pins a new snapshot) and page on from there"
+_RECENT: dict[Path, tuple[str, float]] = {}  # snapshot path prefix -> (id, created) this process wrote or read
+_RECENT_MAX = 4096
 
 
 def _folder(settings: Settings, dataset_id: str) -> Path:
@@ -48,16 +50,30 @@ def create(settings: Settings, contract: Contract, files: list[Path]) -> str:
     now = time.time()
     listed = [str(f.relative_to(settings.lake)) for f in files]
     digest = hashlib.sha256("\n".join(listed).encode()).hexdigest()[:16]
+    # every first page of an unchanged dataset asks for the same snapshot: remembered, that is one stat
+    # instead of a folder glob and a read (a millisecond of each page)
+    remembered = _RECENT.get(folder / digest)
+    if remembered and now - remembered[1] < lifetime / 2 and (folder / f"{remembered[0]}.json").exists():
+        return remembered[0]
     for existing in sorted(folder.glob(f"{digest}*.json"), reverse=True):
         try:
-            if now - json.loads(existing.read_text())["created"] < lifetime / 2:
-                return existing.stem
+            created = json.loads(existing.read_text())["created"]
         except (OSError, ValueError, KeyError):
             continue
+        if now - created < lifetime / 2:
+            _remember(folder / digest, existing.stem, created)
+            return existing.stem
     snapshot_id = f"{digest}{int(now * 1000) & 0xFFFFFFFF:08x}"
     _write(folder / f"{snapshot_id}.json", {"dataset": contract.id, "created": now, "files": listed})
+    _remember(folder / digest, snapshot_id, now)
     _prune(folder, now, lifetime)
     return snapshot_id
+
+
+def _remember(prefix: Path, snapshot_id: str, created: float) -> None:
+    if len(_RECENT) >= _RECENT_MAX:  # a dataset landing all day makes a new file list every few minutes
+        _RECENT.clear()
+    _RECENT[prefix] = (snapshot_id, created)
 
 
 def _write(path: Path, payload: dict) -> None:

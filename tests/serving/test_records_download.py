@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -31,6 +31,7 @@ from infra.settings import Settings
 from ingest import lake
 from serving import formats
 from serving.app import create_app
+from serving.db import Lake
 from tests.serving.test_api import assert_error
 
 DATASET = "air_quality"
@@ -438,3 +439,41 @@ def test_a_download_past_its_time_limit_is_cut_off(settings, rows, monkeypatch):
         for chunk in response.iter_bytes():
             received += chunk
     assert 0 < received.count(b"\r\n") < len(rows)  # some rows came, then the stream was stopped
+
+
+def test_time_ranges_read_only_their_partitions_and_miss_no_row_at_day_edges(settings):
+    """Rows two minutes either side of three UTC midnights, in day partitions: ranges given in Seoul time or
+    UTC, ending exactly at midnight or open-ended, select exactly the rows a plain filter does."""
+    edges = [START + timedelta(days=d) for d in range(1, 4)]
+    data = [
+        {**row, "observed_at": edge + timedelta(minutes=minutes)}
+        for n, edge in enumerate(edges)
+        for row, minutes in zip(make_rows(4, first=4 * n), (-2, -1, 0, 1), strict=True)
+    ]
+    for k in range(0, len(data), 2):  # a file per pair: each pair is on one side of a midnight, one UTC day
+        write_chunk(settings, data[k : k + 2], partition=0, first=k)
+    seoul = timezone(timedelta(hours=9))
+    ranges = [
+        (edges[0] - timedelta(minutes=1), edges[1]),  # ends exactly on a midnight: that day is not read
+        (edges[0].astimezone(seoul), (edges[2] + timedelta(minutes=1)).astimezone(seoul)),
+        (edges[1], None),
+        (None, edges[1] + timedelta(microseconds=1)),
+    ]
+    pruned = Lake(settings).files(get_contract(DATASET), since=ranges[0][0], until=ranges[0][1])
+    assert {f.parent.name for f in pruned} == {
+        f"date={(edges[0] - timedelta(days=1)).date()}",
+        f"date={edges[0].date()}",
+    }
+    with TestClient(create_app(settings)) as client:
+        for since, until in ranges:
+            params = {k: v.isoformat() for k, v in (("since", since), ("until", until)) if v}
+            expected = sorted(
+                r["observed_at"]
+                for r in data
+                if (since is None or r["observed_at"] >= since) and (until is None or r["observed_at"] < until)
+            )
+            got = [r["observed_at"] for r in all_records(client, limit=3, **params)]
+            assert got == [iso(t) for t in expected], params
+            assert download(client, format="csv", **params).headers["x-total-rows"] == str(len(expected))
+            counted = client.get(f"{URL}/aggregate", params={**params, "bucket": "day"}).json()["rows"]
+            assert sum(r["rows"] for r in counted) == len(expected), params
