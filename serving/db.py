@@ -55,8 +55,8 @@ class Lake:
             return derived_files(self.settings.lake, contract.id) if zone == "clean" else []
         if zone != "clean" or (since is None and until is None):
             return lake.zone_files(self.settings.lake, zone, contract.id)
-        first = since.astimezone(UTC).date().isoformat() if since else ""
-        last = (until.astimezone(UTC) - timedelta(microseconds=1)).date().isoformat() if until else "9999-99-99"
+        first = _utc_day(since) if since else ""
+        last = _utc_day(until, before=True) if until else "9999-99-99"
         base = lake.dataset_dir(self.settings.lake, zone, contract.id)
         dates = [d.name[5:] for d in sorted(base.glob("date=*")) if first <= d.name[5:] <= last]
         return lake.zone_files(self.settings.lake, zone, contract.id, dates)
@@ -150,3 +150,12 @@ def _duck_type(arrow_type) -> str:
         pa.int32(): "INTEGER",
         pa.bool_(): "BOOLEAN",
     }.get(arrow_type, "VARCHAR")
+
+
+def _utc_day(moment: datetime, before: bool = False) -> str:
+    """The UTC date of ``moment`` (of the instant just before it, for an exclusive end) as a partition name sorts;
+    a moment within a day of year 1 or 9999 has no UTC date in Python, and lies beyond every partition."""
+    try:
+        return (moment.astimezone(UTC) - timedelta(microseconds=1 if before else 0)).date().isoformat()
+    except OverflowError:
+        return "0000-00-00" if moment.year == 1 else "9999-99-99"

@@ -9,6 +9,7 @@ answer must keep the one JSON error shape.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import Flaky
 
 from catalog import all_contracts, get_contract
 from infra.settings import Settings
@@ -103,12 +105,26 @@ def _finite(schema: dict) -> bool:
 
 def test_stateful_sequences_make_no_server_error(api_schema, base_url):
     machine = api_schema.as_state_machine()
+    answered: list[int] = []
+    failures: list[str] = []
 
     class Checked(machine):  # type: ignore[misc, valid-type]
         def get_call_kwargs(self, case) -> dict:
             return {"base_url": base_url, "timeout": 30}
 
         def validate_response(self, response, case, **kwargs) -> None:
-            _no_server_error_and_one_error_shape(response)
+            answered.append(response.status_code)
+            try:
+                _no_server_error_and_one_error_shape(response)
+            except AssertionError as error:
+                failures.append(f"{case.method} {case.formatted_path}: {error}")
+                raise
 
-    Checked.run(settings=settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck)))
+    # The API keeps state between scenarios (safe-zone projects, the differencing guard's query history),
+    # so Hypothesis replaying a sequence can see other answers and follow other links; it then gives up
+    # with "inconsistent data generation". That is no finding about the server, and schemathesis' own
+    # runner counts it the same way: only a checked answer that failed is one. Every answer was checked.
+    with contextlib.suppress(Flaky):
+        Checked.run(settings=settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck)))
+    assert not failures, failures
+    assert len(answered) >= 30, len(answered)
