@@ -321,6 +321,18 @@ def test_geojson_is_a_valid_feature_collection_of_points(client, rows):
         assert list(feature["properties"]) == ["observed_at", "pm10"]  # coordinates are the geometry
 
 
+def test_parquet_in_many_row_groups_encoded_ahead_is_the_arrow_stream_in_order(client, rows, monkeypatch):
+    """Row groups are encoded on the shared threads while the next are read: their order must survive."""
+    monkeypatch.setattr(formats, "BATCH_ROWS", 7)
+    monkeypatch.setattr(formats, "PARQUET_GROUP_ROWS", 20)
+    for sort in ("-pm10", None):
+        params = {"sort": sort} if sort else {}
+        arrow = ipc.open_stream(download(client, format="arrow", **params).content).read_all()
+        parquet = pq.ParquetFile(pa.BufferReader(download(client, format="parquet", **params).content))
+        assert parquet.metadata.num_row_groups == 6  # 120 rows: 21, 21, 21, 21, 21, 15
+        assert parquet.read().equals(arrow) and arrow.num_rows == len(rows)
+
+
 def test_arrow_ipc_stream_reads_in_pyarrow_as_the_parquet(client, rows, tmp_path):
     response = download(client, format="arrow", sort="-pm10")
     assert response.headers["content-type"] == "application/vnd.apache.arrow.stream"
