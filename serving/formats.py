@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 
 Format = Literal["csv", "parquet", "jsonl", "geojson", "arrow", "ngsi-ld"]
 BATCH_ROWS = 50_000
-CSV_ENCODERS = 2  # threads encoding CSV slices side by side (the server's cores, as DuckDB's threads)
+ENCODER_THREADS = 2  # threads encoding downloads, CSV slices side by side (the server's cores, as DuckDB's threads)
 PARQUET_GROUP_ROWS = 150_000  # rows per row group of a Parquet download (DuckDB writes ~123k): smaller files, cheaper
 PARQUET_GROUPS_AHEAD = 3  # row groups read ahead of the Parquet writer: enough to cover DuckDB sorting the next day
 CSV_SLICE_ROWS = 20_000  # rows a CSV encoder takes at once: smaller than a batch, so less is held in flight
@@ -175,12 +175,12 @@ def json_response(body: dict, headers: dict[str, str] | None = None) -> JSONResp
 
 
 def write_csv(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes | memoryview]:
-    """Slices of the batches encoded by ``CSV_ENCODERS`` threads at once, written in order.
+    """Slices of the batches encoded by ``ENCODER_THREADS`` threads at once, written in order.
 
     Arrow's CSV writer is single-threaded and is most of a download's CPU (~1 µs a row, mostly formatting
     doubles; several times DuckDB's fetch): one thread encoding made a 10M-row download take 1.3–1.6x DuckDB's
     own ``COPY`` on two cores. It runs without the GIL when it writes to a native buffer, so slices are encoded
-    side by side while the previous ones are sent; at most ``CSV_ENCODERS`` slices of ``CSV_SLICE_ROWS`` rows are
+    side by side while the previous ones are sent; at most ``ENCODER_THREADS`` slices of ``CSV_SLICE_ROWS`` rows are
     in flight, so memory stays bounded."""
     options = pacsv.WriteOptions(include_header=False, eol="\r\n", quoting_style="needed")
     with_header = pacsv.WriteOptions(include_header=True, eol="\r\n", quoting_style="needed")
@@ -195,7 +195,7 @@ def write_csv(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) 
     if spec.bom:
         yield BOM
     header = True
-    pool = _csv_encoders()
+    pool = _shared_encoders()
     pending: deque[Future[bytes | memoryview]] = deque()
     try:
         try:
@@ -203,7 +203,7 @@ def write_csv(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) 
                 for start in range(0, batch.num_rows, CSV_SLICE_ROWS):
                     pending.append(pool.submit(encode, batch.slice(start, CSV_SLICE_ROWS), header))
                     header = False
-                    if len(pending) >= CSV_ENCODERS:
+                    if len(pending) >= ENCODER_THREADS:
                         yield pending.popleft().result()
         except Exception:  # the slices read before a failure go out first, as one thread would have sent them
             while pending:
@@ -222,13 +222,14 @@ _encoders: ThreadPoolExecutor | None = None
 _encoders_lock = threading.Lock()
 
 
-def _csv_encoders() -> ThreadPoolExecutor:
-    """The process's CSV encoder threads, shared by every download: threads started per download would each
-    take fresh allocator arenas (mimalloc's per-thread heaps), and the server's RSS would follow."""
+def _shared_encoders() -> ThreadPoolExecutor:
+    """The process's encoder threads (CSV slices, Parquet row groups), shared by every download: threads started
+    per download would each take fresh allocator arenas (mimalloc's per-thread heaps), and the server's RSS would
+    follow."""
     global _encoders
     with _encoders_lock:
         if _encoders is None:
-            _encoders = ThreadPoolExecutor(CSV_ENCODERS, thread_name_prefix="csv-encoder")
+            _encoders = ThreadPoolExecutor(ENCODER_THREADS, thread_name_prefix="encoder")
         return _encoders
 
 
@@ -252,7 +253,7 @@ def write_parquet(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatc
             writer.write_table(table, row_group_size=table.num_rows)
         return _drain(sink)
 
-    ordered = _InOrder(_csv_encoders(), encode)
+    ordered = _InOrder(_shared_encoders(), encode)
     pending: deque[Future[bytes]] = deque()
     group: list[pa.RecordBatch] = []
     rows = 0
