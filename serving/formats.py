@@ -257,6 +257,7 @@ def write_parquet(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatc
     pending: deque[Future[bytes]] = deque()
     group: list[pa.RecordBatch] = []
     rows = 0
+    failure: Exception | None = None
     try:
         try:
             for batch in batches:
@@ -267,17 +268,16 @@ def write_parquet(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatc
                     group, rows = [], 0
                 while pending and (len(pending) > PARQUET_GROUPS_AHEAD or pending[0].done()):
                     yield pending.popleft().result()
-        except Exception:  # the rows read before a failure go out first (as CSV's do), then the connection is cut
-            if group:
-                pending.append(ordered.submit(group))
-            while pending:
-                yield pending.popleft().result()
-            raise
+        except Exception as error:  # the rows read before a failure go out first (as CSV's do), then it is raised
+            failure = error
         if group:
             pending.append(ordered.submit(group))
-        pending.append(ordered.submit(None))
+        if failure is None:
+            pending.append(ordered.submit(None))  # the footer: only a whole file gets one
         while pending:
             yield pending.popleft().result()
+        if failure is not None:
+            raise failure
     finally:  # a failed or abandoned download leaves no group queued that nobody will read
         for future in pending:
             future.cancel()
