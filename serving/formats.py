@@ -197,6 +197,7 @@ def write_csv(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) 
     header = True
     pool = _shared_encoders()
     pending: deque[Future[bytes | memoryview]] = deque()
+    failure: Exception | None = None
     try:
         try:
             for batch in batches:
@@ -205,12 +206,12 @@ def write_csv(spec: Spec, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) 
                     header = False
                     if len(pending) >= ENCODER_THREADS:
                         yield pending.popleft().result()
-        except Exception:  # the slices read before a failure go out first, as one thread would have sent them
-            while pending:
-                yield pending.popleft().result()
-            raise
+        except Exception as error:  # the slices read before a failure go out first, then it is raised
+            failure = error
         while pending:
             yield pending.popleft().result()
+        if failure is not None:
+            raise failure
     finally:  # a failed or abandoned download leaves no work queued for slices nobody will read
         for future in pending:
             future.cancel()
