@@ -1,8 +1,9 @@
 """``cityhub bench serve``: the public API against the same queries run directly in DuckDB, same lake, same run.
 
 A lake of ``rows`` clean ``traffic_flow`` readings (the transforms benchmark's synthetic generator: 2,553 real
-lane segments, one reading every 5 minutes, 10M rows ≈ 13.6 days) is written as landing writes it — one
-Parquet file per partition, date and offset range under ``clean/traffic_flow/date=…/``. The API then runs in a
+lane segments, one reading every 5 minutes, 10M rows ≈ 13.6 days) is written as landing and compaction leave it
+once its days are over — one Parquet file per date under ``clean/traffic_flow/date=…/``, the day's rows in Kafka
+order in row groups of 122 880 (:func:`write_lake`). The API then runs in a
 process of its own (``cityhub serve``; nothing is cached between requests: a client sending no
 ``If-None-Match`` gets every answer computed afresh), and each named query is timed
 
@@ -34,12 +35,11 @@ import duckdb
 import httpx
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from catalog import get_contract
 from infra.broker import free_port
 from infra.settings import Settings
-from ingest import lake
+from ingest import compaction, lake
 from serving.aggregate import district_table
 
 DATASET = "traffic_flow"
@@ -49,7 +49,10 @@ TARGETS = {"ratio_max": 1.3, "record_pages_extra_ms": 10.0, "rss_growth_mb": 200
 
 
 def write_lake(settings: Settings, rows: int) -> pa.Table:
-    """``rows`` synthetic readings as landed clean files; returns the (date, first, last) of the data."""
+    """``rows`` synthetic readings as the lake holds them once their days are over: each date partition compacted
+    (:mod:`ingest.compaction`) into one file of the day's rows in Kafka order, in row groups of
+    ``ROW_GROUP_ROWS``, named by its manifest as covering the chunk files landing wrote (``FILE_ROWS`` readings
+    of one Kafka partition each). Returns the event times."""
     from bench.transforms import synthetic_traffic
 
     contract = get_contract(DATASET)
@@ -57,16 +60,22 @@ def write_lake(settings: Settings, rows: int) -> pa.Table:
     days = pc.strftime(table.column(contract.event_time), format="%Y-%m-%d")
     topic = settings.topic_for(DATASET)
     for day in pc.unique(days).to_pylist():
-        part = table.filter(pc.equal(days, day))
+        part = table.filter(pc.equal(days, day)).sort_by([("_partition", "ascending"), ("_offset", "ascending")])
+        covers = []
         for partition in pc.unique(part.column("_partition")).to_pylist():
-            rows_p = part.filter(pc.equal(part.column("_partition"), partition))
-            for start in range(0, rows_p.num_rows, FILE_ROWS):
-                chunk = rows_p.slice(start, FILE_ROWS)
-                offsets = chunk.column("_offset")
-                name = lake.file_name(topic, partition, pc.min(offsets).as_py(), pc.max(offsets).as_py() + 1)
-                target = lake.dataset_dir(settings.lake, "clean", DATASET) / f"date={day}" / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                pq.write_table(chunk, target, compression="zstd")
+            offsets = part.filter(pc.equal(part.column("_partition"), partition)).column("_offset")
+            for start in range(0, len(offsets), FILE_ROWS):
+                chunk = offsets.slice(start, FILE_ROWS)
+                first, end = pc.min(chunk).as_py(), pc.max(chunk).as_py() + 1
+                name = lake.file_name(topic, partition, first, end)
+                cover = {"file": name, "topic": topic, "partition": partition, "first": first, "end": end}
+                covers.append({**cover, "rows": len(chunk)})
+        folder = lake.dataset_dir(settings.lake, "clean", DATASET) / f"date={day}"
+        folder.mkdir(parents=True, exist_ok=True)
+        name = lake.compacted_name(1, covers)
+        written = compaction.write_atomically([part], part.schema, folder / name)
+        manifest = {"file": name, "covers": covers, "retired": {}, "generation": 1, "rows": written}
+        lake.write_json_atomically(folder / lake.MANIFEST, manifest)
     return table.select([contract.event_time])
 
 

@@ -115,6 +115,13 @@ class Settings(BaseSettings):
         description="Time limit of one /download stream as a whole (the count before it has query_timeout_s); "
         "past it the query is interrupted and the connection aborted. Keep it below compaction_grace_s.",
     )
+    download_sort_rows: int = Field(
+        200_000,
+        ge=1_000,
+        description="Rows DuckDB sorts at once for a /download in event-time order. Each date partition is sorted on "
+        "its own; a day with more matching rows than this is read in that many equal time slices (row groups "
+        "outside a slice are skipped by their statistics). Lower: less server memory, more reads.",
+    )
     airflow_home: Path | None = Field(None, description="AIRFLOW_HOME for cityhub's Airflow. Default: HOME/airflow.")
     data_docs_keep: int = Field(
         50,

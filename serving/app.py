@@ -139,15 +139,13 @@ def download(
     )
     # one file list for the count and the rows
     files = lake.files(contract, since=rows_query.since, until=rows_query.until)
-    count_sql, count_params = rows_query.count_sql(lake.relation(contract, files))
-    with lake.cursor() as cur, lake.time_limit(cur):
-        total = cur.execute(count_sql, count_params).fetchone()[0]
+    rows_of = _matching_rows_by_file(lake, contract, rows_query, files)
     columns = rows_query.select_columns(spec.needed())
-    in_time_order = rows_query.sort[0] == (contract.event_time, False)
     parts = [
-        rows_query.sql(lake.relation(contract, group), columns)
-        for group in formats.partition_parts(files, in_time_order)
+        rows_query.sql(lake.relation(contract, part.files), columns, window=part.window)
+        for part in formats.download_parts(rows_query, files, rows_of, lake.settings.download_sort_rows)
     ]
+    total = sum(rows_of.values())
     headers = {"Content-Disposition": f'attachment; filename="{spec.filename}"', "X-Total-Rows": str(total)}
     if encoding == "cp949":
         headers["X-Unencodable-Replacement"] = "?"
@@ -157,6 +155,19 @@ def download(
         )
     stream = formats.stream(lake, parts, spec, formats.failure_of(request.scope))
     return StreamingResponse(stream, media_type=spec.media_type, headers=headers)
+
+
+def _matching_rows_by_file(lake, contract: Contract, rows_query: query.RowQuery, files: list) -> dict:
+    """Each file's rows that the query selects (files without any left out): the download's X-Total-Rows, and how
+    its parts are cut. One grouped count, nearly as cheap as a plain one (Parquet footers, filter columns)."""
+    if not files:
+        return {}
+    file_column = "_cityhub_file"
+    sql, params = rows_query.count_by_file_sql(lake.relation(contract, files, file_column), file_column)
+    with lake.cursor() as cur, lake.time_limit(cur):
+        counted = cur.execute(sql, params).fetchall()
+    by_name = {str(f): f for f in files}
+    return {by_name[name]: rows for name, rows in counted}
 
 
 @router.get("/rollups/{grain}/{by}", summary="Hourly (UTC) or daily (Seoul) rollups by district or 250 m cell")

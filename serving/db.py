@@ -71,13 +71,17 @@ class Lake:
         relation when nothing has landed yet."""
         return self.relation(contract, self.files(contract, zone, since, until))
 
-    def relation(self, contract: Contract, files: list[Path]) -> str:
-        """SQL relation over exactly ``files`` (a snapshot's), typed by the contract when there are none."""
+    def relation(self, contract: Contract, files: list[Path], file_column: str | None = None) -> str:
+        """SQL relation over exactly ``files`` (a snapshot's), typed by the contract when there are none.
+
+        ``file_column`` names an extra column holding each row's file (as listed here)."""
         if not files:
             cols = ", ".join(f'NULL::{_duck_type(f.type)} AS "{f.name}"' for f in contract.schema)
-            return f"(SELECT {cols} LIMIT 0)"
+            extra = f', NULL::VARCHAR AS "{file_column}"' if file_column else ""
+            return f"(SELECT {cols}{extra} LIMIT 0)"
         listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
-        return f"read_parquet([{listed}], union_by_name = true, hive_partitioning = false)"
+        extra = f", filename = '{file_column}'" if file_column else ""
+        return f"read_parquet([{listed}], union_by_name = true, hive_partitioning = false{extra})"
 
     def view_sql(self, contract: Contract) -> str:
         return f'CREATE OR REPLACE VIEW "{contract.id}" AS SELECT * FROM {self.source(contract)}'

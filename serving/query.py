@@ -36,6 +36,8 @@ from catalog.contract import Contract
 from infra.errors import BadRequest
 
 LINEAGE = ("_topic", "_partition", "_offset")
+# [start, end) of event time, either end open (None)
+TimeWindow = tuple[datetime | None, datetime | None]
 
 
 def _duck_type(arrow_type: pa.DataType) -> str:
@@ -301,8 +303,20 @@ class RowQuery:
         """The output fields, then any other column the caller needs (sort keys, coordinates)."""
         return list(dict.fromkeys([*self.fields, *extra]))
 
-    def sql(self, relation: str, columns: list[str], key: list[Any] | None = None, limit: int | None = None):
+    def sql(
+        self,
+        relation: str,
+        columns: list[str],
+        key: list[Any] | None = None,
+        limit: int | None = None,
+        window: TimeWindow | None = None,
+    ):
+        """The rows in order; only those after ``key``, the first ``limit``, those in ``window`` if given."""
         clauses, params = self.where()
+        if window is not None:
+            condition, more = self.in_window(window)
+            clauses.append(condition)
+            params += more
         if key is not None:
             condition, more = self.after(key)
             clauses.append(condition)
@@ -315,9 +329,25 @@ class RowQuery:
             sql += f" LIMIT {int(limit)}"
         return sql, params
 
-    def count_sql(self, relation: str) -> tuple[str, list[Any]]:
+    def in_window(self, window: TimeWindow) -> tuple[str, list[Any]]:
+        """The condition "the event time is in ``window``": ``[start, end)``, an open end unbounded. Rows without
+        an event time sort last, so the window open at its end holds them too: windows that tile the time line
+        miss no row."""
+        et = quote(self.contract.event_time)
+        start, end = window
+        if start is None and end is None:
+            return "TRUE", []
+        if start is None:
+            return f"{et} < ?", [end]
+        if end is None:
+            return f"({et} >= ? OR {et} IS NULL)", [start]
+        return f"{et} >= ? AND {et} < ?", [start, end]
+
+    def count_by_file_sql(self, relation: str, file_column: str) -> tuple[str, list[Any]]:
+        """The matching rows of each file (the relation's ``file_column``); files without any are left out."""
         clauses, params = self.where()
-        return f"SELECT count(*) FROM {relation}" + (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        return f"SELECT {quote(file_column)}, count(*) FROM {relation}{where} GROUP BY ALL", params
 
     # ---- cursors ---------------------------------------------------------------------------------------------
 
