@@ -119,8 +119,8 @@ class Settings(BaseSettings):
         200_000,
         ge=1_000,
         description="Rows DuckDB sorts at once for a /download in event-time order. Each date partition is sorted on "
-        "its own; a day with more matching rows than this is read in that many equal time slices (row groups "
-        "outside a slice are skipped by their statistics). Lower: less server memory, more reads.",
+        "its own; a day with more matching rows than this is read in equal time windows of about this many rows "
+        "(row groups outside a window are skipped by their statistics). Lower: less server memory, more reads.",
     )
     airflow_home: Path | None = Field(None, description="AIRFLOW_HOME for cityhub's Airflow. Default: HOME/airflow.")
     data_docs_keep: int = Field(

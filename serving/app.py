@@ -7,6 +7,7 @@ router whose dependency refuses safe-zone datasets with 403 — enforced in one 
 
 from __future__ import annotations
 
+import pathlib
 from contextlib import asynccontextmanager
 from datetime import date
 from typing import Annotated, Literal
@@ -157,7 +158,9 @@ def download(
     return StreamingResponse(stream, media_type=spec.media_type, headers=headers)
 
 
-def _matching_rows_by_file(lake, contract: Contract, rows_query: query.RowQuery, files: list) -> dict:
+def _matching_rows_by_file(
+    lake: Lake, contract: Contract, rows_query: query.RowQuery, files: list[pathlib.Path]
+) -> dict[pathlib.Path, int]:
     """Each file's rows that the query selects (files without any left out): the download's X-Total-Rows, and how
     its parts are cut. One grouped count, nearly as cheap as a plain one (Parquet footers, filter columns)."""
     if not files:
