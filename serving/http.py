@@ -120,12 +120,17 @@ class RateLimit:
         return "addr:" + (client[0] if client else "unknown")
 
 
+# zlib's fastest level. Starlette's default, 9, took 1.3 ms for a 100-row page (45 KB of JSON) against 0.2 ms at 1 —
+# the largest share of a record page's time outside its query — for a body 5.4 rather than 3.9 KB.
+GZIP_LEVEL = 1
+
+
 class GzipExceptDownloads:
     """Starlette's gzip for everything but ``…/download`` (streamed files keep their own encoding)."""
 
     def __init__(self, app: ASGIApp, minimum_size: int = 1000):
         self.app = app
-        self.gzip = GZipMiddleware(app, minimum_size=minimum_size)
+        self.gzip = GZipMiddleware(app, minimum_size=minimum_size, compresslevel=GZIP_LEVEL)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope["path"].endswith("/download"):
