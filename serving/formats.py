@@ -523,8 +523,10 @@ class _PartReaders:
         self.open.clear()
 
     def interrupt(self) -> None:
+        """Stop every part's query (called by the time limit's timer thread, so a cursor may close meanwhile)."""
         for _, cur in list(self.open):
-            cur.interrupt()
+            with contextlib.suppress(duckdb.Error):
+                cur.interrupt()
 
     def _start(self, index: int) -> Future:
         stack = contextlib.ExitStack()

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import duckdb
 import httpx
 import pandas as pd
 import pyarrow as pa
@@ -539,3 +540,20 @@ def test_a_large_day_downloads_in_time_windows_as_the_same_file(settings):
                 assert windowed.content == whole[n, fmt].content, (params, fmt)
                 assert windowed.headers["x-total-rows"] == whole[n, fmt].headers["x-total-rows"]
         assert int(whole[0, "csv"].headers["x-total-rows"]) == 2450
+
+
+def test_a_part_failing_while_the_one_before_is_written_stops_the_download_after_it(settings, rows):
+    """The next part's query runs while the current one is written: its failure (here a file gone) still stops
+    the stream — after the rows before it, never silently skipping the part — and leaves no cursor open."""
+    contract = get_contract(DATASET)
+    lake = Lake(settings)
+    files = lake.files(contract)
+    whole = (f"SELECT * FROM {lake.relation(contract, files)} ORDER BY _partition, _offset", [])
+    gone = (f"SELECT * FROM {lake.relation(contract, [files[0].with_name('gone.parquet')])}", [])
+    spec = formats.Spec("csv", contract, contract.schema.names, False, "utf-8")
+    written = []
+    with pytest.raises(duckdb.IOException, match="gone.parquet"):
+        for chunk in formats.stream(lake, [whole, gone, whole], spec):
+            written.append(bytes(chunk))
+    first_part = pd.read_csv(io.BytesIO(b"".join(written)))
+    assert len(first_part) == len(rows)  # every row of the first part went out before the failure
