@@ -105,7 +105,7 @@ def closed_partitions(
     for zone in lake.ZONES:
         oldest = today - timedelta(days=kept[zone].days) if kept.get(zone) is not None else date.min
         for folder in _partitions(settings, zone, contract.id):
-            day = _day(folder)
+            day = lake.partition_date(folder)
             if day is not None and oldest <= day < today and only in (None, day):
                 yield zone, folder
 
@@ -121,13 +121,6 @@ def check_grace(settings: Settings) -> None:
 
 def _partitions(settings: Settings, zone: str, dataset_id: str) -> list[Path]:
     return sorted(lake.dataset_dir(settings.lake, zone, dataset_id).glob("date=*"))
-
-
-def _day(folder: Path) -> date | None:
-    try:
-        return date.fromisoformat(folder.name.removeprefix("date="))
-    except ValueError:
-        return None  # not a partition of ours
 
 
 def compact_partition(settings: Settings, contract: Contract, zone: str, folder: Path, now: datetime) -> dict | None:

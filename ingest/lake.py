@@ -24,6 +24,7 @@ import json
 import os
 import re
 from collections.abc import Iterable
+from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
@@ -105,6 +106,14 @@ def compacted_name(generation: int, covers: Iterable[dict]) -> str:
     the name of a file an open query may still be reading."""
     digest = hashlib.sha256("\n".join(sorted(c["file"] for c in covers)).encode()).hexdigest()[:16]
     return f"{COMPACTED}{generation:06d}+{digest}.parquet"
+
+
+def partition_date(folder: Path) -> date | None:
+    """The date of a date partition folder ``date=YYYY-MM-DD``; None for a folder that is not one of ours."""
+    try:
+        return date.fromisoformat(folder.name.removeprefix("date="))
+    except ValueError:
+        return None
 
 
 def read_manifest(folder: Path) -> dict | None:

@@ -31,11 +31,8 @@ def apply_retention(settings: Settings, contract: Contract, today: date) -> Rete
             continue
         oldest_kept = today - timedelta(days=keep.days)
         for folder in sorted(lake.dataset_dir(settings.lake, zone, contract.id).glob("date=*")):
-            try:
-                day = date.fromisoformat(folder.name.removeprefix("date="))
-            except ValueError:
-                continue  # not a partition of ours
-            if day < oldest_kept:
+            day = lake.partition_date(folder)
+            if day is not None and day < oldest_kept:  # None: not a partition of ours
                 shutil.rmtree(folder)
                 if zone == "clean":  # the partition's k-anonymity report goes with it
                     kanon_reports.remove_report(settings, contract.id, day.isoformat())

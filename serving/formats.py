@@ -53,6 +53,7 @@ from fastapi.responses import JSONResponse
 
 from catalog.contract import Contract
 from infra.errors import QueryTimeout
+from ingest.lake import partition_date
 from serving.db import Lake
 from serving.query import LINEAGE, RowQuery, TimeWindow, entity_id_column, location_columns
 
@@ -595,22 +596,15 @@ def download_parts(rows_query: RowQuery, files: list[Path], rows_of: dict[Path, 
     for folder in sorted(days, key=lambda folder: folder.name, reverse=descending):
         group = days[folder]
         slices = math.ceil(sum(rows_of[f] for f in group) / sort_rows)
-        day = _partition_day(folder) if sliceable else None
+        day = partition_date(folder) if sliceable else None
         if slices <= 1 or day is None:
             parts.append(Part(group))
             continue
-        cuts = [None, *(day + timedelta(days=1) * i / slices for i in range(1, slices)), None]
+        midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)  # a landed partition: one UTC date's rows
+        cuts = [None, *(midnight + timedelta(days=1) * i / slices for i in range(1, slices)), None]
         windows = list(itertools.pairwise(cuts))
         parts += [Part(group, window) for window in (reversed(windows) if descending else windows)]
     return parts
-
-
-def _partition_day(folder: Path) -> datetime | None:
-    """The UTC midnight starting a landed date partition ``date=YYYY-MM-DD``."""
-    try:
-        return datetime.fromisoformat(folder.name.removeprefix("date=")).replace(tzinfo=UTC)
-    except ValueError:
-        return None
 
 
 # ---- aborting a failed stream ---------------------------------------------------------------------------------
