@@ -68,8 +68,16 @@ def write_lake(settings: Settings, rows: int) -> pa.Table:
                 chunk = offsets.slice(start, FILE_ROWS)
                 first, end = pc.min(chunk).as_py(), pc.max(chunk).as_py() + 1
                 name = lake.file_name(topic, partition, first, end)
-                cover = {"file": name, "topic": topic, "partition": partition, "first": first, "end": end}
-                covers.append({**cover, "rows": len(chunk)})
+                covers.append(
+                    {
+                        "file": name,
+                        "topic": topic,
+                        "partition": partition,
+                        "first": first,
+                        "end": end,
+                        "rows": len(chunk),
+                    }
+                )
         folder = lake.dataset_dir(settings.lake, "clean", DATASET) / f"date={day}"
         folder.mkdir(parents=True, exist_ok=True)
         name = lake.compacted_name(1, covers)
