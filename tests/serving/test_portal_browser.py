@@ -7,6 +7,7 @@ tests skip, saying why, only if either is still not there.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
@@ -14,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import date, timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -106,14 +108,25 @@ def _chromium_missing() -> str | None:
     return None
 
 
-def _start_browser(lang: str) -> webdriver.Chrome:
+@contextlib.contextmanager
+def _started_browser(lang: str) -> Iterator[webdriver.Chrome]:
+    """Chromium with a profile of its own, removed after it quits (each one is ~10 MB under /tmp)."""
+    with tempfile.TemporaryDirectory(prefix="cityhub-chromium-") as profile:
+        driver = _start_browser(lang, Path(profile))
+        try:
+            yield driver
+        finally:
+            driver.quit()
+
+
+def _start_browser(lang: str, profile: Path) -> webdriver.Chrome:
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--lang={lang}")
     options.add_experimental_option("prefs", {"intl.accept_languages": lang})
-    options.add_argument(f"--user-data-dir={tempfile.mkdtemp(prefix='cityhub-chromium-')}")
+    options.add_argument(f"--user-data-dir={profile}")
     # every request the page makes, from the DevTools network events
     options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -129,11 +142,8 @@ def chromium_available() -> None:
 @pytest.fixture
 def browser(chromium_available) -> Iterator[webdriver.Chrome]:
     """A fresh English-speaking Chromium per test (a new profile: nothing remembered from another test)."""
-    driver = _start_browser("en-US")
-    try:
+    with _started_browser("en-US") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _requested_urls(driver: webdriver.Chrome) -> list[str]:
@@ -362,15 +372,12 @@ def test_language_toggle_switches_every_label_and_is_remembered(portal, browser)
 
 
 def test_default_language_follows_the_browser(portal, chromium_available):
-    driver = _start_browser("ko-KR")
-    try:
+    with _started_browser("ko-KR") as driver:
         driver.get(portal + "/")
         _wait(driver, "#catalog .dataset-card")
         assert driver.execute_script("return navigator.language").startswith("ko")
         assert driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "ko"
         assert driver.find_element(By.ID, "search").get_attribute("placeholder") == "제목, ID, 설명, 키워드로 검색"
-    finally:
-        driver.quit()
 
 
 def test_safe_zone_dataset_page_shows_metadata_and_quality_only(portal, browser):
