@@ -59,6 +59,24 @@ def _first_positions(identities: pa.Table, keys: list[str]) -> np.ndarray | pa.C
     return np.minimum.reduceat(first[order], runs)
 
 
+def repeated_rows(identities: pa.Table, keys: list[str]) -> np.ndarray | None:
+    """Per row of ``identities`` (no nulls in ``keys``): whether another row has the same identity — every copy
+    of a repeat, the first included, as GX's uniqueness counts them. None when the identity does not pack
+    into one int64 (:func:`_packed`); the caller then groups by the keys instead."""
+    packed = _packed(identities, keys)
+    if packed is None:
+        return None
+    order = np.argsort(packed)
+    ordered = packed[order]
+    same_as_next = ordered[1:] == ordered[:-1]
+    repeated = np.zeros(len(ordered), bool)
+    repeated[1:] |= same_as_next
+    repeated[:-1] |= same_as_next
+    out = np.empty(len(ordered), bool)
+    out[order] = repeated
+    return out
+
+
 def _packed(identities: pa.Table, keys: list[str]) -> np.ndarray | None:
     """Each row's identity as one int64 (a code per key, side by side in its bits), or None when a key is
     not of a packable type or the codes need more than 63 bits."""

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from transforms.dedupe import DUPLICATE, first_copies, mark_duplicates
+from transforms.dedupe import DUPLICATE, first_copies, mark_duplicates, repeated_rows
 
 
 def _table(keys: list[str | None], errors: list[str | None]) -> pa.Table:
@@ -34,6 +34,16 @@ def test_later_copies_are_marked_and_nothing_else_changes():
 def test_a_batch_without_repeats_still_gets_the_marker_column():
     marked = mark_duplicates(_table(["a", "b"], [None, None]), ["k"])
     assert marked.column(DUPLICATE).null_count == 2
+
+
+def test_every_copy_of_a_repeated_identity_is_found_first_one_included():
+    when = [datetime(2026, 12, 3, h, tzinfo=UTC) for h in (1, 2, 1, 1, 3)]
+    identities = pa.table({"k": ["a", "a", "b", "a", "b"], "t": when})
+    assert repeated_rows(identities, ["k", "t"]).tolist() == [True, False, False, True, False]
+    assert repeated_rows(identities, ["k"]).tolist() == [True, True, True, True, True]
+    assert repeated_rows(identities.slice(1, 3), ["k", "t"]).tolist() == [False, False, False]
+    wide = pa.table({"k": pa.array([0, 2**62, 0], pa.int64()), "n": pa.array([1, 1, 1], pa.int64())})
+    assert repeated_rows(wide, ["k", "n"]) is None  # codes beyond 63 bits: the caller groups instead
 
 
 def _reference(table: pa.Table, keys: list[str], seen: set[tuple]) -> list[bool | None]:
