@@ -1,10 +1,13 @@
 """``cityhub ingest``: the recorded-slice landing of :mod:`ingest.landing`, pipelined for throughput.
 
-Fetching is kafka-python's work and holds the GIL; decoding (DuckDB), validating (Arrow kernels) and writing
-Parquet release it. So while the calling thread fetches chunk k+1, a worker thread decodes, validates and
-lands chunk k. Exactly-once is unchanged: the slice is recorded before anything is read, every chunk lands
-under names derived from its offsets with its ledger entry last, and its end offset is committed only after
-that — by the calling thread, which owns the Kafka clients.
+Three stages, one thread each, every one taking the chunks in order: the calling thread fetches chunk k+2
+and turns it into Arrow, a decoding thread decodes chunk k+1 (DuckDB, outside the GIL), and a landing thread
+deduplicates, validates (Arrow kernels) and writes chunk k. Decoding is most of the work and needs nothing
+from the lake, so it is the stage that runs ahead; deduplication must see every earlier chunk landed.
+Exactly-once is unchanged: the slice is recorded before anything is read, every chunk lands under names
+derived from its offsets with its ledger entry last, and its end offset is committed only after that — by
+the calling thread, which owns the Kafka clients. At most two chunks are landed and not yet committed; a
+crash there leaves their ledger entries, and the resumed slice skips them.
 
 Row-level verdicts come from :mod:`quality.rules` (the GX suite's expectations as Arrow kernels, kept equal
 to GX by a test); the Airflow DAGs run the GX suite itself.
@@ -16,6 +19,7 @@ import contextvars
 import logging
 import shutil
 import sys
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -58,9 +62,10 @@ BACKFILL = 100_000  # a slice this long is a backfill: show a progress line (on 
 class ChunkLander:
     """Decode → pseudonymise → deduplicate → validate → land, for the chunks of one recorded slice in order.
 
-    Runs on the worker thread. A reading repeated across chunks lands once: each chunk is compared with the
-    clean files already in the lake, this slice's earlier chunks included, within its own range of observation
-    times (so memory does not grow with the length of a backfill)."""
+    :meth:`decode` runs on the decoding thread, :meth:`land` on the landing thread. A reading repeated across
+    chunks lands once: each chunk is compared with the clean files already in the lake, this slice's earlier
+    chunks included, within its own range of observation times (so memory does not grow with the length of a
+    backfill)."""
 
     def __init__(self, settings: Settings, contract: Contract, recorded: Slice):
         self.settings, self.contract, self.recorded = settings, contract, recorded
@@ -68,12 +73,17 @@ class ChunkLander:
         self.identity = reading_identity(contract)
         self.dead_letters = recorded.topic == settings.dead_letter_topic_for(contract.id)
 
-    def land(self, partition: int, first: int, end: int, batch: pa.Table) -> tuple[int, int, list[str]]:
-        settings, contract = self.settings, self.contract
-        decoded = decode_batch(batch, contract)
+    def decode(self, batch: pa.Table) -> pa.Table:
+        """The steps that need nothing landed before: decoding and pseudonymising (on the decoding thread)."""
+        decoded = decode_batch(batch, self.contract)
         if self.dead_letters:
             decoded = _mark_dead_letters(decoded)
-        table = pseudonymise(decoded, contract, self.key, settings.hmac_key_version)
+        return pseudonymise(decoded, self.contract, self.key, self.settings.hmac_key_version)
+
+    def land(self, partition: int, first: int, end: int, decoded: Future[pa.Table]) -> tuple[int, int, list[str]]:
+        """The steps that see what landed before, in chunk order (on the landing thread)."""
+        settings, contract = self.settings, self.contract
+        table = decoded.result()
         name = lake.file_name(self.recorded.topic, partition, first, end)
         # the slice's own earlier chunks are in the lake by now: they are read back like any landed file
         table = mark_duplicates(table, self.identity, landed_readings(settings, contract, table, name))
@@ -139,21 +149,37 @@ def _land_streaming(
         committer = kafka_io.consumer(settings)
         commit = lambda tp, end: _commit(committer, tp, end)  # noqa: E731
     try:
-        with ThreadPoolExecutor(1, thread_name_prefix=f"land-{contract.id}") as worker:
-            in_flight: tuple[int, int, int, Future] | None = None
-            for partition, first, end in _chunks(settings, contract, recorded):
-                records = fetcher.fetch(TopicPartition(recorded.topic, partition), first, end)
-                # Built here rather than on the worker: turning Python lists into Arrow needs the GIL,
-                # which this thread holds anyway while it fetches.
-                batch = raw_batch(records, contract, settings.max_message_bytes)
-                del records
-                if in_flight:
-                    _finish(settings, contract, recorded, in_flight, commit, result, progress)
-                # the worker's log lines carry the run's context too
-                land = contextvars.copy_context().run
-                in_flight = (partition, first, end, worker.submit(land, lander.land, partition, first, end, batch))
-            if in_flight:
-                _finish(settings, contract, recorded, in_flight, commit, result, progress)
+        # Two threads after the fetching one: chunk k+1 decodes while chunk k is deduplicated, checked and
+        # landed, since decoding needs nothing from the lake. Both run chunks in order (one thread each).
+        with (
+            ThreadPoolExecutor(1, thread_name_prefix=f"decode-{contract.id}") as decoder,
+            ThreadPoolExecutor(1, thread_name_prefix=f"land-{contract.id}") as worker,
+        ):
+            # Landing chunks in order, oldest first: chunk k is committed once chunks k+1 and k+2 are fetched and
+            # queued, so that fetching, decoding and landing each have a chunk to work on.
+            in_flight: deque[tuple[int, int, int, Future]] = deque()
+            try:
+                for partition, first, end in _chunks(settings, contract, recorded):
+                    records = fetcher.fetch(TopicPartition(recorded.topic, partition), first, end)
+                    # Built here rather than on the worker: turning Python lists into Arrow needs the GIL,
+                    # which this thread holds anyway while it fetches.
+                    batch = raw_batch(records, contract, settings.max_message_bytes)
+                    del records
+                    # the worker threads' log lines carry the run's context too
+                    decoded = decoder.submit(contextvars.copy_context().run, lander.decode, batch)
+                    del batch
+                    landing = worker.submit(contextvars.copy_context().run, lander.land, partition, first, end, decoded)
+                    in_flight.append((partition, first, end, landing))
+                    if len(in_flight) > 2:
+                        _finish(settings, contract, recorded, in_flight.popleft(), commit, result, progress)
+                while in_flight:
+                    _finish(settings, contract, recorded, in_flight.popleft(), commit, result, progress)
+            except BaseException:
+                # A failed chunk or commit (a partition taken away) ends the run: chunks still queued are not
+                # landed. One already landing finishes; uncommitted, it is landed again to the same files.
+                for *_, queued in in_flight:
+                    queued.cancel()
+                raise
     finally:
         fetcher.close()
         if committer is not None:
