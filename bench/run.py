@@ -39,11 +39,12 @@ bootstrap, topic, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
 c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **{fetch})
 tps = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic))]
 c.assign(tps); c.seek_to_beginning()
-start = time.perf_counter(); n = 0
+start = time.perf_counter(); cpu = time.process_time(); n = 0
 while n < total:
     for records in c.poll(timeout_ms=1000, max_records=100000).values():
         n += len(records)
-print(time.perf_counter() - start, [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])
+print(time.perf_counter() - start, [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0],
+      time.process_time() - cpu)
 """
 
 _NAIVE = """
@@ -53,7 +54,7 @@ bootstrap, topic, total, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.a
 c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **{fetch})
 tps = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic))]
 c.assign(tps); c.seek_to_beginning()
-start = time.perf_counter(); n = 0; rows = []; files = 0
+start = time.perf_counter(); cpu = time.process_time(); n = 0; rows = []; files = 0
 while n < total:
     for records in c.poll(timeout_ms=1000, max_records=100000).values():
         for r in records:
@@ -66,16 +67,18 @@ while n < total:
                 pd.DataFrame(rows).astype(str).to_parquet(f"{{out}}/{{files}}.parquet"); files += 1; rows = []
 if rows:
     pd.DataFrame(rows).astype(str).to_parquet(f"{{out}}/{{files}}.parquet")
-print(time.perf_counter() - start, [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])
+print(time.perf_counter() - start, [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0],
+      time.process_time() - cpu)
 """
 
 _CITYHUB = """
 import sys, time
 from infra.settings import get_settings
 from ingest.runner import ingest_loop
-start = time.perf_counter()
+start = time.perf_counter(); cpu = time.process_time()
 ingest_loop(get_settings(), [sys.argv[1]])
-print(time.perf_counter() - start, [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])
+print(time.perf_counter() - start, [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0],
+      time.process_time() - cpu)
 """
 
 _GROUP_MEMBER = """
@@ -84,20 +87,20 @@ import ingest.runner as runner
 import ingest.stream as stream
 from infra.settings import get_settings
 join, land = runner._join, stream.land_streaming
-marks = {"assigned": None, "last": None}
+marks = {"assigned": None, "last": None, "cpu_assigned": 0.0, "cpu_last": 0.0}
 def timed_join(*args):
     member = join(*args)
-    marks["assigned"] = time.time()
+    marks["assigned"], marks["cpu_assigned"] = time.time(), time.process_time()
     return member
 def timed_land(*args, **kwargs):
     result = land(*args, **kwargs)
     if result.clean_rows or result.quarantined_rows:
-        marks["last"] = time.time()
+        marks["last"], marks["cpu_last"] = time.time(), time.process_time()
     return result
 runner._join, runner.land_streaming = timed_join, timed_land
 runner.ingest_loop(get_settings(), [sys.argv[1]], group=True)
 rss = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0]
-print(marks["assigned"], marks["last"] or marks["assigned"], rss)
+print(marks["assigned"], marks["last"] or marks["assigned"], rss, max(0.0, marks["cpu_last"] - marks["cpu_assigned"]))
 """
 
 _RDKAFKA = """
@@ -108,7 +111,7 @@ c = Consumer({{"bootstrap.servers": bootstrap, "group.id": "bench-rd", "enable.a
                "fetch.max.bytes": {fetch_max_bytes}, "max.partition.fetch.bytes": {max_partition_fetch_bytes}}})
 meta = c.list_topics(topic, timeout=10)
 c.assign([TopicPartition(topic, p, 0) for p in sorted(meta.topics[topic].partitions)])
-start = time.perf_counter(); n = 0; rows = []; files = 0
+start = time.perf_counter(); cpu = time.process_time(); n = 0; rows = []; files = 0
 while n < total:
     for m in c.consume(num_messages=10000, timeout=1.0):
         if m.error():
@@ -122,24 +125,36 @@ while n < total:
             pd.DataFrame(rows).astype(str).to_parquet(f"{{out}}/{{files}}.parquet"); files += 1; rows = []
 if rows:
     pd.DataFrame(rows).astype(str).to_parquet(f"{{out}}/{{files}}.parquet")
-print(time.perf_counter() - start, [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])
+print(time.perf_counter() - start, [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0],
+      time.process_time() - cpu)
 """
 
 
-def _child(argv: list[str], env: dict | None = None) -> tuple[float, float]:
-    """Run one measured subprocess; it prints its own seconds and peak RSS (KiB): return (seconds, MB).
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _child(argv: list[str], broker_pid: int, env: dict | None = None) -> tuple[float, float, float]:
+    """Run one measured subprocess; it prints its own seconds, peak RSS (KiB) and CPU seconds: return
+    (seconds, MB, cores busy — the child's CPU and the broker's over the seconds measured).
 
     The peak is the child's VmHWM: ru_maxrss would carry the parent's high-water mark across fork and exec."""
+    broker_cpu = _cpu_seconds(broker_pid)
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=3600)
     if proc.returncode != 0:
         raise RuntimeError(f"bench child failed: {proc.stderr[-2000:]}")
-    seconds, rss_kb = proc.stdout.strip().splitlines()[-1].split()
-    return float(seconds), int(rss_kb) / 1024
+    seconds, rss_kb, cpu = proc.stdout.strip().splitlines()[-1].split()
+    # the broker's CPU over the whole child (start-up included, when it is idle): a slight overestimate
+    cores = (float(cpu) + _cpu_seconds(broker_pid) - broker_cpu) / float(seconds)
+    return float(seconds), int(rss_kb) / 1024, cores
 
 
-def _group_run(env: dict, members: int = 2) -> tuple[float, float]:
+def _group_run(env: dict, broker_pid: int, members: int = 2) -> tuple[float, float, float]:
     """Start ``members`` ingest processes in one consumer group; (seconds from the first assignment to the
-    last chunk landed, largest peak RSS in MB)."""
+    last chunk landed, largest peak RSS in MB, cores busy over those seconds)."""
+    broker_cpu = _cpu_seconds(broker_pid)
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", _GROUP_MEMBER, DATASET], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -151,9 +166,12 @@ def _group_run(env: dict, members: int = 2) -> tuple[float, float]:
         out, err = proc.communicate(timeout=3600)
         if proc.returncode != 0:
             raise RuntimeError(f"bench child failed: {err.decode()[-2000:]}")
-        assigned, last, rss_kb = out.decode().strip().splitlines()[-1].split()
-        marks.append((float(assigned), float(last), int(rss_kb) / 1024))
-    return max(m[1] for m in marks) - min(m[0] for m in marks), max(m[2] for m in marks)
+        assigned, last, rss_kb, cpu = out.decode().strip().splitlines()[-1].split()
+        marks.append((float(assigned), float(last), int(rss_kb) / 1024, float(cpu)))
+    seconds = max(m[1] for m in marks) - min(m[0] for m in marks)
+    # the broker's CPU over the whole run, joining included (it is idle then): a slight overestimate
+    cores = (sum(m[3] for m in marks) + _cpu_seconds(broker_pid) - broker_cpu) / seconds
+    return seconds, max(m[2] for m in marks), cores
 
 
 def bench_ingest(records: int, repeat: int = 3) -> dict:
@@ -164,18 +182,18 @@ def bench_ingest(records: int, repeat: int = 3) -> dict:
         settings = Settings(home=Path(home), broker_port=broker.port, topic_partitions=4)
         topic = settings.topic_for(DATASET)
         send(settings, contract, simulate(contract, records, seed=1, bad_ratio=0.01)[0])
-        py = sys.executable
-        results: dict[str, list[tuple[float, float]]] = {}
+        py, pid = sys.executable, broker.process.pid
+        results: dict[str, list[tuple[float, float, float]]] = {}
         for _ in range(repeat):
             out = tempfile.mkdtemp(dir=home)
             results.setdefault("raw_fetch", []).append(
-                _child([py, "-c", _RAW.format(fetch=fetch), broker.bootstrap, topic, str(records)])
+                _child([py, "-c", _RAW.format(fetch=fetch), broker.bootstrap, topic, str(records)], pid)
             )
             results.setdefault("naive", []).append(
-                _child([py, "-c", _NAIVE.format(fetch=fetch), broker.bootstrap, topic, str(records), out])
+                _child([py, "-c", _NAIVE.format(fetch=fetch), broker.bootstrap, topic, str(records), out], pid)
             )
             results.setdefault("librdkafka_naive", []).append(
-                _child([py, "-c", _RDKAFKA.format(**FETCH), broker.bootstrap, topic, str(records), out])
+                _child([py, "-c", _RDKAFKA.format(**FETCH), broker.bootstrap, topic, str(records), out], pid)
             )
             run_home = tempfile.mkdtemp(dir=home)
             env = {
@@ -184,12 +202,12 @@ def bench_ingest(records: int, repeat: int = 3) -> dict:
                 "CITYHUB_BROKER_PORT": str(broker.port),
                 "CITYHUB_CONSUMER_GROUP": f"bench-{run_home[-8:]}",
             }
-            results.setdefault("end_to_end", []).append(_child([py, "-c", _CITYHUB, DATASET], env))
+            results.setdefault("end_to_end", []).append(_child([py, "-c", _CITYHUB, DATASET], pid, env))
             group_home = tempfile.mkdtemp(dir=home)
             group_env = {**env, "CITYHUB_HOME": group_home, "CITYHUB_CONSUMER_GROUP": f"bench-{group_home[-8:]}"}
-            results.setdefault("end_to_end_2proc", []).append(_group_run(group_env))
+            results.setdefault("end_to_end_2proc", []).append(_group_run(group_env, pid))
     best = {name: min(runs) for name, runs in results.items()}
-    rps = {f"{name}_rps": round(records / seconds) for name, (seconds, _) in best.items()}
+    rps = {f"{name}_rps": round(records / seconds) for name, (seconds, _, _) in best.items()}
     return {
         "suite": "ingest",
         "dataset": DATASET,
@@ -199,7 +217,11 @@ def bench_ingest(records: int, repeat: int = 3) -> dict:
         "end_to_end_vs_raw_fetch": round(rps["end_to_end_rps"] / rps["raw_fetch_rps"], 3),
         "end_to_end_2proc_vs_1proc": round(rps["end_to_end_2proc_rps"] / rps["end_to_end_rps"], 3),
         "librdkafka_naive_vs_raw_fetch": round(rps["librdkafka_naive_rps"] / rps["raw_fetch_rps"], 3),
-        "peak_rss_mb": {name: round(max(rss for _, rss in runs)) for name, runs in results.items()},
+        "peak_rss_mb": {name: round(max(rss for _, rss, _ in runs)) for name, runs in results.items()},
+        # CPU of the path's processes and the broker over the best run's seconds, in cores (this machine has
+        # os.cpu_count()): how much of the machine one path already uses, so how much a second process can add
+        "cores_busy": {name: round(cores, 2) for name, (_, _, cores) in best.items()},
+        "cpu_count": os.cpu_count(),
     }
 
 
