@@ -117,6 +117,10 @@ class LibrdkafkaFetcher:
                 # records, up to this long (default 500 ms) — and the next partition's first fetch waits behind
                 # it on the same connection, leaving landing idle at every partition switch.
                 "fetch.wait.max.ms": 10,
+                # And once that prefetch is full, the client waits this long (default 1000 ms) before it fetches
+                # again, even when landing has drained it meanwhile: landing's next chunk then waited up to a
+                # second (a 1M-message backfill spent ~80 % of its time there).
+                "fetch.queue.backoff.ms": 10,
                 # its own log lines (connection trouble) go through cityhub's logging, not raw to stderr
                 "logger": logging.getLogger("ingest.librdkafka"),
             }
