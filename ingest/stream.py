@@ -149,8 +149,7 @@ def _land_streaming(
         committer = kafka_io.consumer(settings)
         commit = lambda tp, end: _commit(committer, tp, end)  # noqa: E731
     try:
-        # Two threads after the fetching one: chunk k+1 decodes while chunk k is deduplicated, checked and
-        # landed, since decoding needs nothing from the lake. Both run chunks in order (one thread each).
+        # one thread each, so that each stage takes the chunks in order (see the module's docstring)
         with (
             ThreadPoolExecutor(1, thread_name_prefix=f"decode-{contract.id}") as decoder,
             ThreadPoolExecutor(1, thread_name_prefix=f"land-{contract.id}") as worker,

@@ -37,8 +37,8 @@ def _not_unique(spec: ExpectationSpec, table: pa.Table) -> pa.ChunkedArray:
     index = pa.array(np.arange(table.num_rows, dtype=np.int64))
     rows = table.select(columns).append_column("_i", index).filter(eligible)
     failed = pa.array(np.zeros(table.num_rows, dtype=bool))
-    # The packed identities of transforms.dedupe: a NumPy sort, ~8x cheaper than Arrow's hash group-by on a
-    # string key and a time (it was two thirds of these checks' time per message).
+    # The packed identities of transforms.dedupe: a NumPy sort, ~3x cheaper than Arrow's hash group-by and
+    # join on a string key and a time.
     repeated = repeated_rows(rows, columns)
     if repeated is not None:
         if repeated.any():
