@@ -32,7 +32,14 @@ from ingest.simulate import simulate
 DATASET = "traffic_flow"
 FETCH = {"max_partition_fetch_bytes": 8 * 1024 * 1024, "fetch_max_bytes": 64 * 1024 * 1024}
 
-_RAW = """
+# Each child ends by printing what _child reads: seconds and CPU seconds of its measured part, and its peak RSS
+_REPORT = """
+print(time.perf_counter() - start, [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0],
+      time.process_time() - cpu)
+"""
+
+_RAW = (
+    """
 import sys, time
 from kafka import KafkaConsumer, TopicPartition
 bootstrap, topic, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -43,11 +50,12 @@ start = time.perf_counter(); cpu = time.process_time(); n = 0
 while n < total:
     for records in c.poll(timeout_ms=1000, max_records=100000).values():
         n += len(records)
-print(time.perf_counter() - start, [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0],
-      time.process_time() - cpu)
 """
+    + _REPORT
+)
 
-_NAIVE = """
+_NAIVE = (
+    """
 import json, sys, time, pandas as pd
 from kafka import KafkaConsumer, TopicPartition
 bootstrap, topic, total, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
@@ -67,19 +75,20 @@ while n < total:
                 pd.DataFrame(rows).astype(str).to_parquet(f"{{out}}/{{files}}.parquet"); files += 1; rows = []
 if rows:
     pd.DataFrame(rows).astype(str).to_parquet(f"{{out}}/{{files}}.parquet")
-print(time.perf_counter() - start, [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0],
-      time.process_time() - cpu)
 """
+    + _REPORT
+)
 
-_CITYHUB = """
+_CITYHUB = (
+    """
 import sys, time
 from infra.settings import get_settings
 from ingest.runner import ingest_loop
 start = time.perf_counter(); cpu = time.process_time()
 ingest_loop(get_settings(), [sys.argv[1]])
-print(time.perf_counter() - start, [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0],
-      time.process_time() - cpu)
 """
+    + _REPORT
+)
 
 _GROUP_MEMBER = """
 import sys, time
@@ -103,7 +112,8 @@ rss = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')]
 print(marks["assigned"], marks["last"] or marks["assigned"], rss, max(0.0, marks["cpu_last"] - marks["cpu_assigned"]))
 """
 
-_RDKAFKA = """
+_RDKAFKA = (
+    """
 import json, sys, time, pandas as pd
 from confluent_kafka import Consumer, TopicPartition
 bootstrap, topic, total, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
@@ -125,9 +135,9 @@ while n < total:
             pd.DataFrame(rows).astype(str).to_parquet(f"{{out}}/{{files}}.parquet"); files += 1; rows = []
 if rows:
     pd.DataFrame(rows).astype(str).to_parquet(f"{{out}}/{{files}}.parquet")
-print(time.perf_counter() - start, [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0],
-      time.process_time() - cpu)
 """
+    + _REPORT
+)
 
 
 def _cpu_seconds(pid: int) -> float:
