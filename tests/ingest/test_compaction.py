@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from catalog import get_contract
 from infra import cli
 from infra.settings import Settings
-from ingest import lake
+from ingest import compaction, lake
 from ingest.compaction import compact_dataset, delete_retired
 from ingest.landing import land_once
 from ingest.produce import send
@@ -134,6 +134,26 @@ def test_compaction_merges_a_closed_days_chunk_files_and_readers_see_the_same(hu
     assert _digest(hub) == lake_files
 
 
+def test_a_compacted_day_is_clustered_on_event_time_and_a_chunk_put_back_is_in_kafka_order(hub: Settings):
+    contract = get_contract(DATASET)
+    kafka_order = [(name, "ascending") for name in compaction.ORDER]
+    compact_dataset(hub, contract, TODAY)
+
+    [clean] = lake.live_files(_closed(hub, "clean"))
+    rows = pq.read_table(clean)
+    # the API's default sort, so a day's row groups each span a short stretch of time
+    assert rows.equals(rows.sort_by([(name, "ascending") for name in contract.order_columns]))
+    assert not rows.equals(rows.sort_by(kafka_order))  # several partitions interleave: the order is a real choice
+    [bad] = lake.live_files(_closed(hub, "quarantine"))
+    quarantined = pq.read_table(bad)
+    assert quarantined.equals(quarantined.sort_by(kafka_order))  # a bad reading's time may be what is wrong
+
+    first = lake.read_manifest(_closed(hub, "clean"))["covers"][0]
+    [restored] = compaction.release(hub, contract, [lake.parse_name(first["file"])])
+    chunk = pq.read_table(hub.lake / restored)
+    assert chunk.num_rows == first["rows"] and chunk.equals(chunk.sort_by(kafka_order))
+
+
 def test_a_replay_after_compaction_adds_nothing(hub: Settings):
     contract = get_contract(DATASET)
     compact_dataset(hub, contract, TODAY)
@@ -213,8 +233,8 @@ def test_a_compaction_whose_input_changed_while_merging_commits_nothing(hub: Set
     chunks = lake.live_files(clean)
     merge = compaction._merge
 
-    def merge_then_replay(settings: Settings, inputs: list[Path], target: Path) -> int:
-        rows = merge(settings, inputs, target)
+    def merge_then_replay(settings: Settings, inputs: list[Path], target: Path, order: tuple[str, ...]) -> int:
+        rows = merge(settings, inputs, target, order)
         # what a replay does to a chunk meanwhile: the same name, a new file renamed into place
         lake.write_parquet_atomically(pq.read_table(chunks[0]), chunks[0].with_suffix(".new"))
         os.replace(chunks[0].with_suffix(".new"), chunks[0])
