@@ -11,7 +11,9 @@ may run, so a query that listed them can still open them. Every query is bounded
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -33,12 +35,55 @@ from ingest import lake
 warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning)
 
 
+class Listings:
+    """Folder listings of the lake remembered by the folder's modification time, so that a page over a dataset's
+    days costs a ``stat`` per folder instead of a directory scan and a manifest read per folder (1.7 ms for the
+    14 days of the serve benchmark's bbox page, then ~0.1 ms).
+
+    Every change the lake makes to a folder — a file renamed into it, a manifest replaced by a rename, a retired
+    file deleted — changes the folder's mtime. The file system stamps mtimes with a coarse clock, though, so a
+    second change within the same tick would leave the mtime as it was: a listing is remembered only once its
+    folder's mtime is ``SETTLED_S`` old (git's "racy" rule), so any later change carries a newer stamp."""
+
+    SETTLED_S = 2.0
+    MAX_FOLDERS = 20_000  # datasets x days; forgotten all at once past this, relisted on demand
+
+    def __init__(self) -> None:
+        self._known: dict[Path, tuple[int, list[Path]]] = {}
+        self._lock = threading.Lock()
+
+    def _listed(self, folder: Path, list_folder) -> list[Path]:
+        try:
+            mtime = os.stat(folder).st_mtime_ns
+        except FileNotFoundError:
+            return []
+        known = self._known.get(folder)
+        if known is not None and known[0] == mtime:
+            return known[1]
+        listed = list_folder(folder)
+        if time.time_ns() - mtime > self.SETTLED_S * 1e9:
+            with self._lock:
+                if len(self._known) >= self.MAX_FOLDERS:
+                    self._known.clear()
+                self._known[folder] = (mtime, listed)
+        return listed
+
+    def live_files(self, folder: Path) -> list[Path]:
+        """:func:`ingest.lake.live_files` of one date partition."""
+        return self._listed(folder, lake.live_files)
+
+    def date_folders(self, base: Path) -> list[Path]:
+        """A dataset zone's ``date=*`` folders, sorted."""
+        return self._listed(base, lambda b: sorted(p for p in b.glob("date=*") if p.is_dir()))
+
+
 class Lake:
     def __init__(self, settings: Settings):
         self.settings = settings
         self._db = duckdb.connect(config={"threads": 2})
         self._db.execute("SET TimeZone = 'UTC'")
         self._lock = threading.Lock()
+        self.listings = Listings()
 
     def files(
         self, contract: Contract, zone: str = "clean", since: datetime | None = None, until: datetime | None = None
@@ -53,13 +98,13 @@ class Lake:
             from ingest.derived import derived_files
 
             return derived_files(self.settings.lake, contract.id) if zone == "clean" else []
-        if zone != "clean" or (since is None and until is None):
-            return lake.zone_files(self.settings.lake, zone, contract.id)
-        first = _utc_day(since) if since else ""
-        last = _utc_day(until, before=True) if until else "9999-99-99"
         base = lake.dataset_dir(self.settings.lake, zone, contract.id)
-        dates = [d.name[5:] for d in sorted(base.glob("date=*")) if first <= d.name[5:] <= last]
-        return lake.zone_files(self.settings.lake, zone, contract.id, dates)
+        folders = self.listings.date_folders(base)
+        if zone == "clean" and (since is not None or until is not None):
+            first = _utc_day(since) if since else ""
+            last = _utc_day(until, before=True) if until else "9999-99-99"
+            folders = [d for d in folders if first <= d.name[5:] <= last]
+        return [f for folder in folders for f in self.listings.live_files(folder)]
 
     def has_files(self, contract: Contract, zone: str = "clean") -> bool:
         return bool(self.files(contract, zone))
