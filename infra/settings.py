@@ -116,7 +116,7 @@ class Settings(BaseSettings):
         "past it the query is interrupted and the connection aborted. Keep it below compaction_grace_s.",
     )
     download_sort_rows: int = Field(
-        200_000,
+        100_000,
         ge=1_000,
         description="Rows DuckDB sorts at once for a /download in event-time order. Each date partition is sorted on "
         "its own; a day with more matching rows than this is read in equal time windows of about this many rows "

@@ -581,9 +581,9 @@ def download_parts(rows_query: RowQuery, files: list[Path], rows_of: dict[Path, 
     (of its Seoul day for a derived dataset), so partitions in name order are in event-time order, and DuckDB
     sorts one day at a time — the server's memory follows the largest day, not the dataset. A day with more than
     ``sort_rows`` matching rows is cut into that many equal time windows. A window's query skips the row groups
-    whose event-time statistics lie outside it — most of a day's chunk files as landing writes them, fewer of a
-    compacted file, whose row groups hold 122 880 rows of one Kafka partition (~16 h of the bench's day) — and
-    where it skips none it still bounds what DuckDB sorts. Partitions without a matching row are not read. In any
+    whose event-time statistics lie outside it — most of a day's chunk files as landing writes them, all but the
+    one or two overlapping row groups of a compacted day (clustered on event time) — and where it skips none it
+    still bounds what DuckDB sorts. Partitions without a matching row are not read. In any
     other order, one part."""
     contract = rows_query.contract
     lead, descending = rows_query.sort[0]
