@@ -15,6 +15,7 @@ import contextlib
 import gc
 import logging
 import time
+from collections.abc import Iterator
 
 import pyarrow as pa
 from kafka.errors import KafkaError
@@ -94,13 +95,13 @@ def ingest_loop(
 ) -> dict[str, tuple[int, int]]:
     contracts = [get_contract(d) for d in dataset_ids] if dataset_ids else landed_contracts()
     _use_jemalloc()
-    _quiet_gc()
-    member = _join(settings, contracts) if group else None
-    try:
-        return _loop(settings, contracts, until_idle, interval_s, member)
-    finally:
-        if member:
-            member.close()
+    with _quiet_gc():
+        member = _join(settings, contracts) if group else None
+        try:
+            return _loop(settings, contracts, until_idle, interval_s, member)
+        finally:
+            if member:
+                member.close()
 
 
 def _use_jemalloc() -> None:
@@ -115,13 +116,22 @@ def _use_jemalloc() -> None:
         pa.jemalloc_set_decay_ms(DECAY_MS)
 
 
-def _quiet_gc() -> None:
+@contextlib.contextmanager
+def _quiet_gc() -> Iterator[None]:
     """Python's cyclic GC walked every object of the process — the imported Airflow, GX, DuckDB and pyarrow
     modules among them — many times a chunk, as fetching makes and drops tens of thousands of objects: ~5 % of
-    landing's CPU. What is loaded by now stays (``gc.freeze``), and young objects are collected every 50 000
-    allocations instead of 700; landing makes no reference cycles of its own that need collecting sooner."""
+    landing's CPU. While landing runs, what was loaded before stays out of its walks (``gc.freeze``) and young
+    objects are collected every 50 000 allocations instead of 700 (landing makes no reference cycles of its own
+    that need collecting sooner). Afterwards both are undone: objects left frozen are never freed, and DuckDB's
+    bindings then report them as leaks when the interpreter exits."""
+    thresholds = gc.get_threshold()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 def _join(settings: Settings, contracts) -> GroupMember:
