@@ -102,9 +102,13 @@ def ensure_topics(settings: Settings, topics: Iterable[str]) -> list[str]:
 
 
 def existing_topics(settings: Settings) -> set[str]:
-    client = consumer(settings)
+    """The cluster's topics, from an admin client: a fresh consumer's ``topics()`` waits out kafka-python's
+    100 ms metadata back-off after its bootstrap (twice a landing run: ~10 % of a 200k-message run's time)."""
+    client = admin(settings)
     try:
-        return set(client.topics())
+        return set(client.list_topics())
+    except KafkaError as exc:
+        raise _unreachable(settings, exc) from exc
     finally:
         client.close()
 
