@@ -31,7 +31,7 @@ from ingest.stream import land_streaming
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 30.0
-DECAY_MS = 200  # how long Arrow's jemalloc keeps freed pages before returning them (see _use_jemalloc)
+DECAY_MS = 100  # how long Arrow's jemalloc keeps freed pages before returning them (see _use_jemalloc)
 
 
 def _land(settings: Settings, contract, topics: set[str], member: GroupMember | None) -> LandResult:
@@ -110,9 +110,10 @@ def _use_jemalloc() -> None:
     speed, measured with no decay)."""
     with contextlib.suppress(NotImplementedError, pa.ArrowNotImplementedError):  # a pyarrow built without it
         pa.set_memory_pool(pa.jemalloc_memory_pool())
-        # Freed pages go back to the system after 200 ms: with jemalloc's default (10 s) a 2M backfill peaked far
+        # Freed pages go back to the system after 100 ms: with jemalloc's default (10 s) a 2M backfill peaked far
         # higher, but with none at all (0 ms) every chunk faulted its ~30 MB batches in afresh, the kernel zeroing
-        # each page (2M messages: 142 k msg/s and 544 MB peak at 200 ms against 127 k msg/s and 532 MB at 0 ms).
+        # each page (2M messages: 152-157 k msg/s and 552-562 MB peak at 100 ms, 133-136 k msg/s and 520-544 MB
+        # at 0 ms, 151 k msg/s and 579-590 MB at 1 s).
         pa.jemalloc_set_decay_ms(DECAY_MS)
 
 
