@@ -78,8 +78,12 @@ class GroupMember:
             self.consumer.poll(timeout_ms=500)
 
     def owned(self, topic: str) -> set[int]:
-        """Partitions of ``topic`` this process owns now, after any rebalance under way."""
-        self.consumer.poll(timeout_ms=100)
+        """Partitions of ``topic`` this process owns now, after any rebalance under way.
+
+        The poll only lets the client act on what the coordinator said (a rebalance begun); with every
+        partition paused it returns no records, so a timeout would only be waited out in full (100 ms had been
+        a quarter of a 200k-message two-process run)."""
+        self.consumer.poll(timeout_ms=0)
         if self.rebalancing:
             self.wait_for_assignment(timeout_s=60)
         if self.rebalancing:
