@@ -9,9 +9,11 @@ settings; each runs in a subprocess of its own (so its peak RSS is its own), bes
   writes instead;
 * ``end_to_end``: one ``cityhub ingest --until-idle`` process, Kafka to validated, landed Parquet;
 * ``end_to_end_2proc``: two ingest processes in one consumer group (``--group``), each landing the partitions
-  the group gives it. Timed from the first partition assignment to the last chunk landed: joining a group takes
-  ~20 s on the embedded broker (a fixed cost, not throughput), and so does the rebalance when the first process
-  to finish leaves.
+  the group gives it. Timed from the moment the first member holds its share of the partitions (half each) to
+  the last chunk landed: joining a group takes ~20 s on the embedded broker (a fixed cost, not throughput), and
+  so does the rebalance when the first process to finish leaves. Until 2026-12-04 the clock started at a
+  member's first assignment, which could be all four partitions when the other member's join came late: such a
+  run measured one process.
 """
 
 from __future__ import annotations
@@ -97,8 +99,15 @@ import ingest.stream as stream
 from infra.settings import get_settings
 join, land = runner._join, stream.land_streaming
 marks = {"assigned": None, "last": None, "cpu_assigned": 0.0, "cpu_last": 0.0}
+share = int(sys.argv[2])  # partitions each member gets once every member has joined
 def timed_join(*args):
     member = join(*args)
+    # The first join can complete before the other member's arrives (it then gets every partition, and the
+    # other none until a rebalance): the run is timed once this member holds exactly its share.
+    deadline = time.time() + 120
+    while len(member.consumer.assignment()) != share and time.time() < deadline:
+        member.wait_for_assignment(timeout_s=60)
+        member.consumer.poll(timeout_ms=200)
     marks["assigned"], marks["cpu_assigned"] = time.time(), time.process_time()
     return member
 def timed_land(*args, **kwargs):
@@ -161,13 +170,16 @@ def _child(argv: list[str], broker_pid: int, env: dict | None = None) -> tuple[f
     return float(seconds), int(rss_kb) / 1024, cores
 
 
-def _group_run(env: dict, broker_pid: int, members: int = 2) -> tuple[float, float, float]:
-    """Start ``members`` ingest processes in one consumer group; (seconds from the first assignment to the
-    last chunk landed, largest peak RSS in MB, cores busy over those seconds)."""
+def _group_run(env: dict, broker_pid: int, partitions: int, members: int = 2) -> tuple[float, float, float]:
+    """Start ``members`` ingest processes in one consumer group; (seconds from the first member holding its share
+    of the ``partitions`` to the last chunk landed, largest peak RSS in MB, cores busy over those seconds)."""
     broker_cpu = _cpu_seconds(broker_pid)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", _GROUP_MEMBER, DATASET], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            [sys.executable, "-c", _GROUP_MEMBER, DATASET, str(partitions // members)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         for _ in range(members)
     ]
@@ -215,7 +227,7 @@ def bench_ingest(records: int, repeat: int = 3) -> dict:
             results.setdefault("end_to_end", []).append(_child([py, "-c", _CITYHUB, DATASET], pid, env))
             group_home = tempfile.mkdtemp(dir=home)
             group_env = {**env, "CITYHUB_HOME": group_home, "CITYHUB_CONSUMER_GROUP": f"bench-{group_home[-8:]}"}
-            results.setdefault("end_to_end_2proc", []).append(_group_run(group_env, pid))
+            results.setdefault("end_to_end_2proc", []).append(_group_run(group_env, pid, settings.topic_partitions))
     best = {name: min(runs) for name, runs in results.items()}
     rps = {f"{name}_rps": round(records / seconds) for name, (seconds, _, _) in best.items()}
     return {
