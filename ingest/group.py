@@ -81,8 +81,7 @@ class GroupMember:
         """Partitions of ``topic`` this process owns now, after any rebalance under way.
 
         The poll only lets the client act on what the coordinator said (a rebalance begun); with every
-        partition paused it returns no records, so a timeout would only be waited out in full (100 ms had been
-        a quarter of a 200k-message two-process run)."""
+        partition paused it returns no records, so any timeout was waited out in full (100 ms a call)."""
         self.consumer.poll(timeout_ms=0)
         if self.rebalancing:
             self.wait_for_assignment(timeout_s=60)
