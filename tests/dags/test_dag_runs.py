@@ -38,7 +38,7 @@ from infra import airflow
 from infra import kafka as kafka_io
 from infra.airflow import DagRunOutcome
 from infra.settings import Settings
-from ingest import lake
+from ingest import compaction, lake
 from ingest.landing import dead_letter_run_id, run_dir
 from ingest.produce import records_from_file, send
 from ingest.simulate import simulate
@@ -206,7 +206,7 @@ def _rows(settings: Settings, zone: str, dataset: str) -> list[dict]:
 
 
 def _in_kafka_order(rows: list[dict]) -> list[dict]:
-    return sorted(rows, key=lambda r: (r["_topic"], r["_partition"], r["_offset"]))
+    return sorted(rows, key=lambda r: tuple(r[c] for c in compaction.ORDER))
 
 
 def test_every_first_run_succeeds_in_airflows_metadata(first: Runs):
