@@ -12,6 +12,7 @@ a long-running ingest keeps trying. Whatever a failed attempt had recorded is re
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import logging
 import time
@@ -95,7 +96,7 @@ def ingest_loop(
 ) -> dict[str, tuple[int, int]]:
     contracts = [get_contract(d) for d in dataset_ids] if dataset_ids else landed_contracts()
     _use_jemalloc()
-    with _quiet_gc():
+    with _quiet_gc(), _small_pages():
         member = _join(settings, contracts) if group else None
         try:
             return _loop(settings, contracts, until_idle, interval_s, member)
@@ -133,6 +134,29 @@ def _quiet_gc() -> Iterator[None]:
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()
+
+
+_PR_SET_THP_DISABLE, _PR_GET_THP_DISABLE = 41, 42  # <linux/prctl.h>
+
+
+@contextlib.contextmanager
+def _small_pages() -> Iterator[None]:
+    """Landing allocates ~30 MB of fresh buffers a chunk and the allocators hand them back between chunks; with
+    transparent huge pages the kernel zeroes a whole 2 MB page at the first touch of any byte in it (Arrow's
+    mimalloc and DuckDB ask for huge pages with ``madvise``), which was ~10 % of landing's CPU. With them off
+    for the process while it lands: 200k messages 8 % faster and 40 MB smaller at peak, 2M 5 % faster and
+    30 MB smaller (perf record showed ``clear_page_erms`` under ``do_huge_pmd_anonymous_page`` before)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        before = libc.prctl(_PR_GET_THP_DISABLE, 0, 0, 0, 0)
+        changed = before == 0 and libc.prctl(_PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):  # not Linux, or a libc without prctl
+        changed = False
+    try:
+        yield
+    finally:
+        if changed:
+            libc.prctl(_PR_SET_THP_DISABLE, 0, 0, 0, 0)
 
 
 def _join(settings: Settings, contracts) -> GroupMember:
