@@ -9,11 +9,15 @@ settings; each runs in a subprocess of its own (so its peak RSS is its own), bes
   writes instead;
 * ``end_to_end``: one ``cityhub ingest --until-idle`` process, Kafka to validated, landed Parquet;
 * ``end_to_end_2proc``: two ingest processes in one consumer group (``--group``), each landing the partitions
-  the group gives it. Timed from the moment the first member holds its share of the partitions (half each) to
-  the last chunk landed: joining a group takes ~20 s on the embedded broker (a fixed cost, not throughput), and
-  so does the rebalance when the first process to finish leaves. Until 2026-12-04 the clock started at a
-  member's first assignment, which could be all four partitions when the other member's join came late: such a
-  run measured one process.
+  the group gives it. Timed from the moment every member holds its share of the partitions (half each; no member
+  lands before) to the last chunk landed: joining a group takes ~20 s on the embedded broker (a fixed cost, not
+  throughput), and so does the rebalance when the first process to finish leaves. Until 2026-12-04 the clock
+  started at a member's first assignment, which could be all four partitions when the other member's join came
+  late: such a run measured one process;
+* ``end_to_end_1core``: ``end_to_end`` pinned to one CPU (the broker is not), so that ``end_to_end_2proc_vs_1core``
+  says how landing scales per core. ``end_to_end_2proc_vs_1proc`` cannot exceed ``end_to_end_2proc_ceiling``,
+  the CPUs there are over the cores one process already keeps busy: one process is three threads (fetch,
+  decode, land), and on a 2-core machine it leaves a second process little to add.
 """
 
 from __future__ import annotations
@@ -93,19 +97,26 @@ ingest_loop(get_settings(), [sys.argv[1]])
 )
 
 _GROUP_MEMBER = """
-import sys, time
+import os, sys, time
 import ingest.runner as runner
 import ingest.stream as stream
 from infra.settings import get_settings
 join, land = runner._join, stream.land_streaming
 marks = {"assigned": None, "last": None, "cpu_assigned": 0.0, "cpu_last": 0.0}
 share = int(sys.argv[2])  # partitions each member gets once every member has joined
+barrier, members = sys.argv[3], int(sys.argv[4])  # where each member says it holds its share, and how many
 def timed_join(*args):
     member = join(*args)
     # The first join can complete before the other member's arrives (it then gets every partition, and the
-    # other none until a rebalance): the run is timed once this member holds exactly its share.
+    # other none until a rebalance), and a member that held its share could land it all and leave before the
+    # other had seen the rebalance: no member starts before every member holds its share, and the run is timed
+    # from then. Polling meanwhile keeps the member in the group.
     deadline = time.time() + 120
-    while len(member.consumer.assignment()) != share and time.time() < deadline:
+    while time.time() < deadline:
+        if len(member.consumer.assignment()) == share:
+            open(os.path.join(barrier, str(os.getpid())), "w").close()
+            if len(os.listdir(barrier)) == members:
+                break
         member.wait_for_assignment(timeout_s=60)
         member.consumer.poll(timeout_ms=200)
     marks["assigned"], marks["cpu_assigned"] = time.time(), time.process_time()
@@ -155,13 +166,17 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _child(argv: list[str], broker_pid: int, env: dict | None = None) -> tuple[float, float, float]:
-    """Run one measured subprocess; it prints its own seconds, peak RSS (KiB) and CPU seconds: return
-    (seconds, MB, cores busy — the child's CPU and the broker's over the seconds measured).
+def _child(
+    argv: list[str], broker_pid: int, env: dict | None = None, cpus: set[int] | None = None
+) -> tuple[float, float, float]:
+    """Run one measured subprocess (on the CPUs ``cpus`` only, if given); it prints its own seconds, peak RSS
+    (KiB) and CPU seconds: return (seconds, MB, cores busy — the child's CPU and the broker's over the seconds
+    measured).
 
     The peak is the child's VmHWM: ru_maxrss would carry the parent's high-water mark across fork and exec."""
     broker_cpu = _cpu_seconds(broker_pid)
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=3600)
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=3600, preexec_fn=pin)
     if proc.returncode != 0:
         raise RuntimeError(f"bench child failed: {proc.stderr[-2000:]}")
     seconds, rss_kb, cpu = proc.stdout.strip().splitlines()[-1].split()
@@ -171,12 +186,13 @@ def _child(argv: list[str], broker_pid: int, env: dict | None = None) -> tuple[f
 
 
 def _group_run(env: dict, broker_pid: int, partitions: int, members: int = 2) -> tuple[float, float, float]:
-    """Start ``members`` ingest processes in one consumer group; (seconds from the first member holding its share
-    of the ``partitions`` to the last chunk landed, largest peak RSS in MB, cores busy over those seconds)."""
+    """Start ``members`` ingest processes in one consumer group; (seconds from every member holding its share of
+    the ``partitions`` to the last chunk landed, largest peak RSS in MB, cores busy over those seconds)."""
+    barrier = tempfile.mkdtemp(dir=env["CITYHUB_HOME"])
     broker_cpu = _cpu_seconds(broker_pid)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", _GROUP_MEMBER, DATASET, str(partitions // members)],
+            [sys.executable, "-c", _GROUP_MEMBER, DATASET, str(partitions // members), barrier, str(members)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -194,6 +210,17 @@ def _group_run(env: dict, broker_pid: int, partitions: int, members: int = 2) ->
     # the broker's CPU over the whole run, joining included (it is idle then): a slight overestimate
     cores = (sum(m[3] for m in marks) + _cpu_seconds(broker_pid) - broker_cpu) / seconds
     return seconds, max(m[2] for m in marks), cores
+
+
+def _landing_env(home: str, broker_port: int) -> dict:
+    """The environment of a landing run: a lake and a consumer group of its own, so that it lands everything."""
+    run_home = tempfile.mkdtemp(dir=home)
+    return {
+        **os.environ,
+        "CITYHUB_HOME": run_home,
+        "CITYHUB_BROKER_PORT": str(broker_port),
+        "CITYHUB_CONSUMER_GROUP": f"bench-{run_home[-8:]}",
+    }
 
 
 def bench_ingest(records: int, repeat: int = 3) -> dict:
@@ -217,18 +244,16 @@ def bench_ingest(records: int, repeat: int = 3) -> dict:
             results.setdefault("librdkafka_naive", []).append(
                 _child([py, "-c", _RDKAFKA.format(**FETCH), broker.bootstrap, topic, str(records), out], pid)
             )
-            run_home = tempfile.mkdtemp(dir=home)
-            env = {
-                **os.environ,
-                "CITYHUB_HOME": run_home,
-                "CITYHUB_BROKER_PORT": str(broker.port),
-                "CITYHUB_CONSUMER_GROUP": f"bench-{run_home[-8:]}",
-            }
-            results.setdefault("end_to_end", []).append(_child([py, "-c", _CITYHUB, DATASET], pid, env))
-            group_home = tempfile.mkdtemp(dir=home)
-            group_env = {**env, "CITYHUB_HOME": group_home, "CITYHUB_CONSUMER_GROUP": f"bench-{group_home[-8:]}"}
+            cityhub = [py, "-c", _CITYHUB, DATASET]
+            results.setdefault("end_to_end", []).append(_child(cityhub, pid, _landing_env(home, broker.port)))
+            one_core = {min(os.sched_getaffinity(0))}
+            results.setdefault("end_to_end_1core", []).append(
+                _child(cityhub, pid, _landing_env(home, broker.port), cpus=one_core)
+            )
+            group_env = _landing_env(home, broker.port)
             results.setdefault("end_to_end_2proc", []).append(_group_run(group_env, pid, settings.topic_partitions))
     best = {name: min(runs) for name, runs in results.items()}
+    cpus = len(os.sched_getaffinity(0))  # the CPUs this process may use (a container's share, not the host's)
     rps = {f"{name}_rps": round(records / seconds) for name, (seconds, _, _) in best.items()}
     return {
         "suite": "ingest",
@@ -238,12 +263,17 @@ def bench_ingest(records: int, repeat: int = 3) -> dict:
         **rps,
         "end_to_end_vs_raw_fetch": round(rps["end_to_end_rps"] / rps["raw_fetch_rps"], 3),
         "end_to_end_2proc_vs_1proc": round(rps["end_to_end_2proc_rps"] / rps["end_to_end_rps"], 3),
+        # Two processes can at most use every core: over one process that keeps ``cores_busy`` of them busy they
+        # gain at most cpu_count / cores_busy (on 2 cores, one process busy on 1.6 leaves room for 1.25 x)
+        "end_to_end_2proc_ceiling": round(cpus / best["end_to_end"][2], 3) if best["end_to_end"][2] else None,
+        # how two processes on two cores compare with one process given one core: scaling per core
+        "end_to_end_2proc_vs_1core": round(rps["end_to_end_2proc_rps"] / rps["end_to_end_1core_rps"], 3),
         "librdkafka_naive_vs_raw_fetch": round(rps["librdkafka_naive_rps"] / rps["raw_fetch_rps"], 3),
         "peak_rss_mb": {name: round(max(rss for _, rss, _ in runs)) for name, runs in results.items()},
-        # CPU of the path's processes and the broker over the best run's seconds, in cores (this machine has
-        # os.cpu_count()): how much of the machine one path already uses, so how much a second process can add
+        # CPU of the path's processes and the broker over the best run's seconds, in cores (of cpu_count): how
+        # much of the machine one path already uses, so how much a second process can add
         "cores_busy": {name: round(cores, 2) for name, (_, _, cores) in best.items()},
-        "cpu_count": os.cpu_count(),
+        "cpu_count": cpus,
     }
 
 
