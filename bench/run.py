@@ -118,7 +118,7 @@ def timed_join(*args):
             if len(os.listdir(barrier)) == members:
                 break
         member.wait_for_assignment(timeout_s=60)
-        member.consumer.poll(timeout_ms=200)
+        member.consumer.poll(timeout_ms=20)
     marks["assigned"], marks["cpu_assigned"] = time.time(), time.process_time()
     return member
 def timed_land(*args, **kwargs):
