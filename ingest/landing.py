@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-from kafka import TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from catalog.contract import Contract
@@ -131,11 +131,13 @@ def plan_slice(
     topic: str | None = None,
     partitions: set[int] | None = None,
     optional: bool = False,
+    kafka_consumer: KafkaConsumer | None = None,
 ) -> Path:
     """Record the offsets this run lands (of the dataset's topic, or ``topic`` such as its dead-letter topic);
     an existing record for ``run_id`` is reused unchanged. ``partitions`` limits the run to the partitions
     this process owns in its consumer group (default: all of them). An ``optional`` topic that does not exist
-    (a dead-letter topic nobody wrote to) records an empty slice instead of failing."""
+    (a dead-letter topic nobody wrote to) records an empty slice instead of failing. ``kafka_consumer`` reads
+    the offsets (it is left open; default: a consumer of its own, closed afterwards)."""
     path = run_dir(settings, contract.id, run_id) / "slice.json"
     if path.exists():
         log.info("reusing recorded slice", extra={"dataset": contract.id, "run_id": run_id})
@@ -158,7 +160,7 @@ def plan_slice(
             extra={"dataset": contract.id, "run_id": run_id},
         )
         return path
-    parts = _unlanded(settings, contract, topic, partitions, optional)
+    parts = _unlanded(settings, contract, topic, partitions, optional, kafka_consumer)
     recorded = Slice(contract.id, topic, run_id, settings.fetch_max_records, parts)
     _write_json(path, asdict(recorded))
     log.info("planned slice %s", recorded.describe(), extra={"dataset": contract.id, "run_id": run_id})
@@ -188,10 +190,15 @@ def plan_run(settings: Settings, contract: Contract, run_id: str) -> list[Path]:
 
 
 def _unlanded(
-    settings: Settings, contract: Contract, topic: str, partitions: set[int] | None, optional: bool
+    settings: Settings,
+    contract: Contract,
+    topic: str,
+    partitions: set[int] | None,
+    optional: bool,
+    kafka_consumer: KafkaConsumer | None = None,
 ) -> list[PartitionSlice]:
     """Per partition, the offsets from what is committed or landed (whichever is further) to the log's end."""
-    consumer = kafka_io.consumer(settings)
+    consumer = kafka_consumer or kafka_io.consumer(settings)
     try:
         if optional and topic not in consumer.topics():
             return []
@@ -218,7 +225,8 @@ def _unlanded(
                 parts.append(PartitionSlice(tp.partition, start, ends[tp]))
         return parts
     finally:
-        consumer.close()
+        if kafka_consumer is None:
+            consumer.close()
 
 
 def pending_slices(settings: Settings, dataset_id: str) -> list[Path]:

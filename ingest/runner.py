@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 
 import pyarrow as pa
+from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 
 from catalog import get_contract, landed_contracts
@@ -35,9 +36,39 @@ MAX_BACKOFF_S = 30.0
 DECAY_MS = 100  # how long Arrow's jemalloc keeps freed pages before returning them (see _use_jemalloc)
 
 
-def _land(settings: Settings, contract, topics: set[str], member: GroupMember | None) -> LandResult:
+class _PassClients:
+    """The Kafka clients one pass over the datasets shares: the cluster's topics, listed once, and one
+    kafka-python consumer that reads the offsets of every slice the pass plans. A client of each per dataset
+    (each with its connections and its network thread) made an idle pass over the 14 datasets cost ~0.17 s of
+    CPU, against ~0.05 s shared: a service polling every 5 s spent ~4 % of a core doing nothing."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._topics: set[str] | None = None
+        self._consumer: KafkaConsumer | None = None
+
+    def topics(self) -> set[str]:
+        if self._topics is None:
+            self._topics = kafka_io.existing_topics(self.settings)
+        return self._topics
+
+    def planner(self) -> KafkaConsumer:
+        if self._consumer is None:
+            self._consumer = kafka_io.consumer(self.settings)
+        return self._consumer
+
+    def close(self) -> None:
+        """Drop both (after a Kafka error, so that the retry starts afresh; and at the end of the pass)."""
+        consumer, self._consumer, self._topics = self._consumer, None, None
+        if consumer is not None:
+            with contextlib.suppress(KafkaError, OSError):
+                consumer.close()
+
+
+def _land(settings: Settings, contract, clients: _PassClients, member: GroupMember | None) -> LandResult:
     """Land the dataset's topic, then its dead-letter topic if there is one."""
     result = LandResult(contract.id, "")
+    topics = clients.topics()
     for topic in (settings.topic_for(contract.id), settings.dead_letter_topic_for(contract.id)):
         if topic not in topics:
             continue
@@ -46,7 +77,8 @@ def _land(settings: Settings, contract, topics: set[str], member: GroupMember | 
             continue
         run_id = new_run_id("dlq" if topic != settings.topic_for(contract.id) else "ingest")
         try:
-            landed = land_streaming(settings, contract, run_id, topic, owned, member.commit if member else None)
+            commit = member.commit if member else None
+            landed = land_streaming(settings, contract, run_id, topic, owned, commit, clients.planner())
         except PartitionRevoked as exc:
             # Not an error: the partition's new owner lands the rest of the recorded slice.
             log.info("%s; its new owner lands the rest", exc.message)
@@ -56,11 +88,13 @@ def _land(settings: Settings, contract, topics: set[str], member: GroupMember | 
     return result
 
 
-def _land_with_retry(settings: Settings, contract, until_idle: bool, member: GroupMember | None) -> LandResult:
+def _land_with_retry(
+    settings: Settings, contract, until_idle: bool, member: GroupMember | None, clients: _PassClients
+) -> LandResult:
     delay, waited = 1.0, 0.0
     while True:
         try:
-            return _land(settings, contract, kafka_io.existing_topics(settings), member)
+            return _land(settings, contract, clients, member)
         except LandingError as exc:
             # Disk full or unwritable: nothing was committed; a one-shot run reports it, a service waits.
             if until_idle or exc.code != "lake_write_failed":
@@ -69,6 +103,7 @@ def _land_with_retry(settings: Settings, contract, until_idle: bool, member: Gro
             time.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF_S)
         except (BrokerError, KafkaError) as exc:
+            clients.close()
             if until_idle and waited >= settings.broker_wait_s:
                 raise BrokerError(
                     f"gave up on {contract.id} after waiting {waited:.0f}s for Kafka at {settings.bootstrap}: {exc}",
@@ -173,13 +208,17 @@ def _loop(settings: Settings, contracts, until_idle: bool, interval_s: float, me
     totals = {c.id: (0, 0) for c in contracts}
     while True:
         landed_any = False
-        for contract in contracts:
-            with landing_context(dataset=contract.id):
-                result = _land_with_retry(settings, contract, until_idle, member)
-            if result.clean_rows or result.quarantined_rows:
-                landed_any = True
-                clean, quarantined = totals[contract.id]
-                totals[contract.id] = (clean + result.clean_rows, quarantined + result.quarantined_rows)
+        clients = _PassClients(settings)
+        try:
+            for contract in contracts:
+                with landing_context(dataset=contract.id):
+                    result = _land_with_retry(settings, contract, until_idle, member, clients)
+                if result.clean_rows or result.quarantined_rows:
+                    landed_any = True
+                    clean, quarantined = totals[contract.id]
+                    totals[contract.id] = (clean + result.clean_rows, quarantined + result.quarantined_rows)
+        finally:
+            clients.close()
         if until_idle and not landed_any:
             return totals
         if not landed_any:

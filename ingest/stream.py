@@ -25,7 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
-from kafka import TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 
 from catalog.contract import Contract
 from infra import kafka as kafka_io
@@ -110,6 +110,7 @@ def land_streaming(
     topic: str | None = None,
     partitions: set[int] | None = None,
     commit: Commit | None = None,
+    planner: KafkaConsumer | None = None,
 ) -> LandResult:
     """Land everything new on the dataset's topic (or ``topic``), limited to ``partitions`` if given.
 
@@ -117,9 +118,11 @@ def land_streaming(
 
     ``commit`` commits a chunk's end offset (default: a consumer of the landing group, outside group
     membership); a consumer-group member passes its own, which raises when the partition was taken away —
-    the slice then stays recorded and whoever owns the partition next lands exactly its remaining chunks."""
+    the slice then stays recorded and whoever owns the partition next lands exactly its remaining chunks.
+    ``planner`` reads the offsets the slice records (a service passes one for all its datasets; default: a
+    consumer of its own)."""
     with landing_context(dataset=contract.id, run_id=run_id):
-        return _land_streaming(settings, contract, run_id, topic, partitions, commit)
+        return _land_streaming(settings, contract, run_id, topic, partitions, commit, planner)
 
 
 def _land_streaming(
@@ -129,8 +132,9 @@ def _land_streaming(
     topic: str | None,
     partitions: set[int] | None,
     commit: Commit | None,
+    planner: KafkaConsumer | None,
 ) -> LandResult:
-    slice_path = plan_slice(settings, contract, run_id, topic, partitions)
+    slice_path = plan_slice(settings, contract, run_id, topic, partitions, kafka_consumer=planner)
     recorded = load_slice(slice_path)
     result = LandResult(contract.id, run_id)
     if not recorded.partitions:
