@@ -28,7 +28,7 @@ from serving import formats, query, snapshots
 from serving.aggregate import router as aggregate_router
 from serving.changes import router as changes_router
 from serving.db import Lake
-from serving.deps import known_dataset, lake_of, open_dataset
+from serving.deps import known_dataset, lake_of, open_dataset, row_query
 from serving.http import ConditionalGet, GzipExceptDownloads, RateLimit
 from serving.metadata import dataset_metadata, last_modified, matches
 from serving.metrics import install as install_metrics
@@ -55,12 +55,7 @@ router = APIRouter(prefix=f"{API}/datasets/{{dataset_id}}", dependencies=[Depend
 def records(
     request: Request,
     contract: Annotated[Contract, Depends(open_dataset)],
-    since: query.Since = None,
-    until: query.Until = None,
-    eq: query.Eq = None,
-    bbox: query.Bbox = None,
-    fields: query.Fields = None,
-    sort: query.Sort = None,
+    rows_query: Annotated[query.RowQuery, Depends(row_query)],
     limit: Annotated[int, Query(ge=1, le=10_000, description="rows per page (≤ 10000)")] = 100,
     cursor: Annotated[
         str | None, Query(description="next_cursor of the previous page (410 once its snapshot has expired)")
@@ -69,7 +64,6 @@ def records(
     lake = lake_of(request)
     settings = lake.settings
     limit = min(limit, settings.max_page_rows)
-    rows_query = query.RowQuery.parse(contract, since=since, until=until, eq=eq, bbox=bbox, fields=fields, sort=sort)
     fingerprint = rows_query.fingerprint()
     key, snapshot_id = None, None
     if cursor:
@@ -114,21 +108,15 @@ def records(
 def download(
     request: Request,
     contract: Annotated[Contract, Depends(open_dataset)],
+    rows_query: Annotated[query.RowQuery, Depends(row_query)],
     format: Annotated[formats.Format, Query(description="file format")] = "csv",
     bom: Annotated[bool, Query(description="CSV only: a UTF-8 byte-order mark first, for Excel")] = False,
     encoding: Annotated[
         Literal["utf-8", "cp949"],
         Query(description="CSV only: `cp949` for Korean Excel; characters CP949 lacks are written as `?`"),
     ] = "utf-8",
-    since: query.Since = None,
-    until: query.Until = None,
-    eq: query.Eq = None,
-    bbox: query.Bbox = None,
-    fields: query.Fields = None,
-    sort: query.Sort = None,
 ) -> StreamingResponse:
     lake = lake_of(request)
-    rows_query = query.RowQuery.parse(contract, since=since, until=until, eq=eq, bbox=bbox, fields=fields, sort=sort)
     if format != "csv" and (bom or encoding != "utf-8"):
         raise BadRequest(f"bom and encoding apply to CSV, not {format}", hint="leave them out, or use format=csv")
     if bom and encoding == "cp949":
@@ -136,7 +124,7 @@ def download(
     if format == "geojson" and query.location_columns(contract) is None:
         raise BadRequest(f"dataset {contract.id!r} has no location for GeoJSON", hint="use csv, jsonl or parquet")
     spec = formats.Spec(
-        format, contract, formats.default_fields(format, rows_query.fields, fields is not None), bom, encoding
+        format, contract, formats.default_fields(format, rows_query.fields, rows_query.fields_given), bom, encoding
     )
     # one file list for the count and the rows
     files = lake.files(contract, since=rows_query.since, until=rows_query.until)

@@ -142,6 +142,7 @@ class RowQuery:
     eq: dict[str, list[Any]] = field(default_factory=dict)
     bbox: tuple[float, float, float, float] | None = None
     fields: list[str] = field(default_factory=list)
+    fields_given: bool = False  # fields were named, rather than all of them by default
     sort: list[tuple[str, bool]] = field(default_factory=list)  # (column, descending)
 
     @functools.cached_property
@@ -193,6 +194,7 @@ class RowQuery:
         for name in names:
             query._check_column(name, "fields")
         query.fields = list(dict.fromkeys(names))
+        query.fields_given = fields is not None
         for item in (sort or contract.event_time).split(","):
             item = item.strip()
             descending = item.startswith("-")
