@@ -125,8 +125,11 @@ def _suppress(
         """The subtraction recovers no suppressed hourly cell (and R passes the threshold)."""
         return " AND ".join([f"m >= 2 AND ({union_ok}) AND r_rows > m", *(f"r_{i} > 0" for i in range(len(sums)))])
 
-    query = f"""
-    WITH d AS (SELECT *, {p} < {k} AS small FROM daily),
+    small_days = f"d AS (SELECT *, {p} < {k} AS small FROM daily)"
+    # The hourly cells with their verdicts are computed once, into a table the daily verdicts read back (one
+    # statement for each release repeated every step before its own)
+    hourly_cells = f"""
+    WITH {small_days},
     h AS (
         SELECT h.*, h.{p} < {k} AS small, d.small AS day_small
         FROM hourly h JOIN d USING ({line})
@@ -143,36 +146,37 @@ def _suppress(
             SELECT h.*, row_number() OVER (PARTITION BY {line} ORDER BY {n}, "{HOUR}") AS rank
             FROM h SEMI JOIN needs USING ({line}) WHERE NOT h.small
         ) WHERE rank = 1
-    ),
-    h2 AS (
-        SELECT h.*, CASE
-            WHEN h.small THEN '{PERSONS_BELOW_MIN}'
-            WHEN h.day_small OR c."{HOUR}" IS NOT NULL THEN '{COMPLEMENTARY}'
-        END AS suppression
-        FROM h LEFT JOIN complement c USING ({line}, "{HOUR}")
-    ),
+    )
+    SELECT h.*, CASE
+        WHEN h.small THEN '{PERSONS_BELOW_MIN}'
+        WHEN h.day_small OR c."{HOUR}" IS NOT NULL THEN '{COMPLEMENTARY}'
+    END AS suppression
+    FROM h LEFT JOIN complement c USING ({line}, "{HOUR}")
+    """
+    daily_cells = f"""
+    WITH {small_days},
     second_pass AS (
         SELECT {line}, {residual("suppression IS NOT NULL")},
                bool_or(suppression = '{COMPLEMENTARY}') AS added
         FROM h2 GROUP BY ALL
-    ),
-    d2 AS (
-        SELECT d.*, CASE
-            WHEN d.small THEN '{PERSONS_BELOW_MIN}'
-            WHEN m >= 1 AND NOT ({safe(f"added OR coalesce(u.persons, 0) >= {k}")}) THEN '{COMPLEMENTARY}'
-        END AS suppression
-        FROM d JOIN second_pass USING ({line}) LEFT JOIN u USING ({line})
     )
-    SELECT {{keys}}, {{values}}, suppression IS NOT NULL AS suppressed, suppression FROM {{table}} ORDER BY {{keys}}
+    SELECT d.*, CASE
+        WHEN d.small THEN '{PERSONS_BELOW_MIN}'
+        WHEN m >= 1 AND NOT ({safe(f"added OR coalesce(u.persons, 0) >= {k}")}) THEN '{COMPLEMENTARY}'
+    END AS suppression
+    FROM d JOIN second_pass USING ({line}) LEFT JOIN u USING ({line})
     """
     values = ", ".join(f'CASE WHEN suppression IS NULL THEN "{v}" END AS "{v}"' for v in spec.values)
+    release = "SELECT {keys}, {values}, suppression IS NOT NULL AS suppressed, suppression FROM {table} ORDER BY {keys}"
     con = duckdb.connect(config={"threads": 1})
     try:
         for name, table in (("hourly", hourly), ("daily", daily), ("u", union)):
             con.register(name, table)
+        con.execute(f"CREATE TEMP TABLE h2 AS {hourly_cells}")
+        con.execute(f"CREATE TEMP TABLE d2 AS {daily_cells}")
         hour_keys = ", ".join(f'"{c}"' for c in (DAY, HOUR, *spec.groups))
-        out_h = con.sql(query.format(keys=hour_keys, values=values, table="h2")).to_arrow_table()
-        out_d = con.sql(query.format(keys=line, values=values, table="d2")).to_arrow_table()
+        out_h = con.sql(release.format(keys=hour_keys, values=values, table="h2")).to_arrow_table()
+        out_d = con.sql(release.format(keys=line, values=values, table="d2")).to_arrow_table()
         return out_h, out_d
     finally:
         con.close()
