@@ -198,7 +198,7 @@ def _unlanded(
     kafka_consumer: KafkaConsumer | None = None,
 ) -> list[PartitionSlice]:
     """Per partition, the offsets from what is committed or landed (whichever is further) to the log's end."""
-    consumer = kafka_consumer or kafka_io.consumer(settings)
+    consumer = kafka_consumer if kafka_consumer is not None else kafka_io.consumer(settings)
     try:
         if optional and topic not in consumer.topics():
             return []
