@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
@@ -85,15 +86,22 @@ def write_ledger_entry(path: Path, payload: dict) -> None:
     write_json_atomically(path, payload)
 
 
-def write_json_atomically(path: Path, payload: dict) -> None:
-    """Temp file, fsync, rename, fsync the folder: a reader sees the old file or the new one, never a part."""
+def write_json_atomically(path: Path, payload: dict, indent: int | None = None) -> None:
+    """Temp file, fsync, rename, fsync the folder: a reader sees the old file or the new one, never a part.
+
+    The temp file is this process's and thread's own: two ingest processes sharing ``CITYHUB_HOME`` publish the
+    same dataset's record at the same moment, and with one shared temp name the second rename found the file
+    already moved (``FileNotFoundError``). A failed write (a full disk) leaves no temp file behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as handle:
-        json.dump(payload, handle, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "w") as handle:
+            json.dump(payload, handle, sort_keys=True, indent=indent)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)
 
 

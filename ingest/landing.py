@@ -103,12 +103,8 @@ def run_dir(settings: Settings, dataset_id: str, run_id: str) -> Path:
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
-    with open(tmp, "rb+") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    """A run's records (slice, landed, published), indented for the engineer who reads them."""
+    lake.write_json_atomically(path, payload, indent=2)
 
 
 def load_slice(path: Path) -> Slice:

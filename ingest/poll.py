@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass, replace
 from email.utils import formatdate
 from pathlib import Path
@@ -24,6 +23,7 @@ from catalog import get_contract
 from catalog.sources import PollSource
 from infra.errors import BadRequest, CityhubError
 from infra.settings import Settings
+from ingest import lake
 from ingest.produce import entities_from_bytes, records_from_entities, send
 
 log = logging.getLogger(__name__)
@@ -92,9 +92,6 @@ def poll(settings: Settings, source: PollSource) -> PollResult:
     suffix = Path(urlparse(source.url).path).suffix
     records = records_from_entities(entities_from_bytes(body, suffix))
     send(settings, get_contract(source.dataset), records, source_tz=source.source_tz)
-    state_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = state_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({**validators, "sha256": digest}))
-    os.replace(tmp, state_path)
+    lake.write_json_atomically(state_path, {**validators, "sha256": digest})
     log.info("%s: produced %d record(s) to %s", source.id, len(records), source.dataset)
     return PollResult(source.id, "produced", len(records))
