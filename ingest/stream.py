@@ -119,8 +119,8 @@ def land_streaming(
     ``commit`` commits a chunk's end offset (default: a consumer of the landing group, outside group
     membership); a consumer-group member passes its own, which raises when the partition was taken away —
     the slice then stays recorded and whoever owns the partition next lands exactly its remaining chunks.
-    ``planner`` reads the offsets the slice records (a service passes one for all its datasets; default: a
-    consumer of its own)."""
+    ``planner`` reads the offsets the slice records and, without ``commit``, commits the chunks' ends (a service
+    passes one for all its datasets; default: a consumer of its own for each)."""
     with landing_context(dataset=contract.id, run_id=run_id):
         return _land_streaming(settings, contract, run_id, topic, partitions, commit, planner)
 
@@ -148,9 +148,10 @@ def _land_streaming(
     total = sum(p.end - p.start for p in recorded.partitions)
     progress = ProgressLine(f"{contract.id}", total, min_total=BACKFILL)
     fetcher = range_fetcher(settings)
-    committer = None
+    own_committer = None  # a consumer this run opened for its commits, closed at its end
     if commit is None:
-        committer = kafka_io.consumer(settings)
+        # a planner is a consumer of the landing group too, idle once the slice is recorded: it commits as well
+        committer = planner if planner is not None else (own_committer := kafka_io.consumer(settings))
         commit = lambda tp, end: _commit(committer, tp, end)  # noqa: E731
     try:
         # one thread each, so that each stage takes the chunks in order (see the module's docstring)
@@ -185,8 +186,8 @@ def _land_streaming(
                 raise
     finally:
         fetcher.close()
-        if committer is not None:
-            committer.close()
+        if own_committer is not None:
+            own_committer.close()
     publish(settings, contract, result)
     _forget_run(settings, contract, recorded, slice_path)
     return result
