@@ -125,12 +125,12 @@ def _suppress(
         """The subtraction recovers no suppressed hourly cell (and R passes the threshold)."""
         return " AND ".join([f"m >= 2 AND ({union_ok}) AND r_rows > m", *(f"r_{i} > 0" for i in range(len(sums)))])
 
-    small_days = f"d AS (SELECT *, {p} < {k} AS small FROM daily)"
-    # The hourly cells with their verdicts are computed once, into a table the daily verdicts read back (one
-    # statement for each release repeated every step before its own)
+    # Each step is computed once, into a table the next reads: the daily cells with their primary verdict (d), the
+    # hourly cells with theirs (h2), the daily cells with theirs (d2). One statement per release had repeated
+    # every step before its own.
+    small_days = f"SELECT *, {p} < {k} AS small FROM daily"
     hourly_cells = f"""
-    WITH {small_days},
-    h AS (
+    WITH h AS (
         SELECT h.*, h.{p} < {k} AS small, d.small AS day_small
         FROM hourly h JOIN d USING ({line})
     ),
@@ -154,8 +154,7 @@ def _suppress(
     FROM h LEFT JOIN complement c USING ({line}, "{HOUR}")
     """
     daily_cells = f"""
-    WITH {small_days},
-    second_pass AS (
+    WITH second_pass AS (
         SELECT {line}, {residual("suppression IS NOT NULL")},
                bool_or(suppression = '{COMPLEMENTARY}') AS added
         FROM h2 GROUP BY ALL
@@ -172,6 +171,7 @@ def _suppress(
     try:
         for name, table in (("hourly", hourly), ("daily", daily), ("u", union)):
             con.register(name, table)
+        con.execute(f"CREATE TEMP TABLE d AS {small_days}")
         con.execute(f"CREATE TEMP TABLE h2 AS {hourly_cells}")
         con.execute(f"CREATE TEMP TABLE d2 AS {daily_cells}")
         hour_keys = ", ".join(f'"{c}"' for c in (DAY, HOUR, *spec.groups))
