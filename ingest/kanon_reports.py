@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from pathlib import Path
 
@@ -84,14 +83,5 @@ def _needed_columns(contract: Contract) -> list[str]:
 
 
 def _write(path: Path, report: dict) -> None:
-    """Durably, whole or not at all (temp file, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w") as handle:
-            json.dump(report, handle, indent=2, sort_keys=True, ensure_ascii=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)  # a full disk leaves no partial file behind
+    """Durably, whole or not at all; Korean group values stay readable."""
+    lake.write_json_atomically(path, report, indent=2, ensure_ascii=False)

@@ -86,7 +86,7 @@ def write_ledger_entry(path: Path, payload: dict) -> None:
     write_json_atomically(path, payload)
 
 
-def write_json_atomically(path: Path, payload: dict, indent: int | None = None) -> None:
+def write_json_atomically(path: Path, payload: dict, indent: int | None = None, ensure_ascii: bool = True) -> None:
     """Temp file, fsync, rename, fsync the folder: a reader sees the old file or the new one, never a part.
 
     The temp file is this process's and thread's own: two ingest processes sharing ``CITYHUB_HOME`` publish the
@@ -96,7 +96,7 @@ def write_json_atomically(path: Path, payload: dict, indent: int | None = None) 
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         with open(tmp, "w") as handle:
-            json.dump(payload, handle, sort_keys=True, indent=indent)
+            json.dump(payload, handle, sort_keys=True, indent=indent, ensure_ascii=ensure_ascii)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
